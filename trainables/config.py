@@ -1,0 +1,198 @@
+"""The one typed training config. Built from a dict at the edge; nothing below reads raw dicts.
+
+Defaults are the seed student's part-1 recipe (SGD lr 0.1, momentum 0.9, wd 5e-4, StepLR x0.1
+every 10 epochs, batch 128, 50 epochs) on the challenge's normalisation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from .errors import ConfigError, did_you_mean
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULERS = ("cosine", "onecycle", "step", "none")
+AUTO_AUGMENTS = ("none", "autoaugment", "randaugment", "trivialaugment")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # model
+    model: str = "simple_cnn"
+    pretrained: bool = False
+    weights_path: str = ""  # local ImageNet weights file; empty = torchvision cache / download
+    freeze_epochs: int = 0  # backbone frozen (head only) for the first N epochs
+    backbone_lr_mult: float = 1.0  # discriminative LR: backbone gets lr * this
+    # optimisation
+    epochs: int = 50
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    scheduler: str = "step"
+    step_size: int = 10
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    pct_start: float = 0.3
+    label_smoothing: float = 0.0
+    # augmentation (train only; validation/test images are never augmented)
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    crop_padding: int = 4
+    hflip: bool = True
+    auto_augment: str = "none"
+    randaugment_ops: int = 2
+    randaugment_magnitude: int = 9
+    color_jitter: float = 0.0  # brightness/contrast/saturation strength; hue gets a quarter
+    random_erasing: float = 0.0  # probability per image
+    corruption_aug: float = 0.0  # probability per image of a CIFAR-C-style corruption (AugMix spirit)
+    # runtime
+    precision: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    device: str = "auto"
+    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    seed: int = 0
+    # data
+    data: str = ""  # path to a .npz (x_train, y_train, x_test, y_test) or a torchvision CIFAR-100 root
+    download: bool = False  # torchvision source only; trials never download
+    val_fraction: float = 0.1
+    subset: int = 0  # stratified subset of the training split (0 = all), for smoke runs and proxies
+    eval_batch_size: int = 1024
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None = None, **overrides: Any) -> "TrainConfig":
+        raw = {**(raw or {}), **overrides}
+        names = {f.name: f for f in fields(cls)}
+        unknown = [k for k in raw if k not in names]
+        if unknown:
+            k = unknown[0]
+            raise ConfigError(f"unknown config key '{k}'{did_you_mean(k, names)}")
+        values = {k: _coerce(k, v, names[k].type) for k, v in raw.items()}
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return TrainConfig.from_dict(self.to_dict(), **changes)
+
+    def validate(self) -> None:
+        from .models import MODELS  # late: models import torchvision, config stays cheap
+
+        _choice("model", self.model, tuple(MODELS))
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("scheduler", self.scheduler, SCHEDULERS)
+        _choice("auto_augment", self.auto_augment, AUTO_AUGMENTS)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("device", self.device, DEVICES)
+        _range("epochs", self.epochs, 1, 10_000)
+        _range("batch_size", self.batch_size, 1, 65_536)
+        _range("eval_batch_size", self.eval_batch_size, 1, 65_536)
+        _range("lr", self.lr, 0.0, 10.0, low_open=True)
+        _range("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        _range("weight_decay", self.weight_decay, 0.0, 1.0)
+        _range("step_size", self.step_size, 1, 10_000)
+        _range("gamma", self.gamma, 0.0, 1.0, low_open=True)
+        _range("warmup_epochs", self.warmup_epochs, 0, self.epochs - 1)
+        _range("pct_start", self.pct_start, 0.0, 1.0, low_open=True, high_open=True)
+        _range("label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
+        _range("mixup_alpha", self.mixup_alpha, 0.0, 10.0)
+        _range("cutmix_alpha", self.cutmix_alpha, 0.0, 10.0)
+        _range("crop_padding", self.crop_padding, 0, 16)
+        _range("randaugment_ops", self.randaugment_ops, 1, 10)
+        _range("randaugment_magnitude", self.randaugment_magnitude, 0, 30)
+        _range("color_jitter", self.color_jitter, 0.0, 1.0)
+        _range("random_erasing", self.random_erasing, 0.0, 1.0)
+        _range("corruption_aug", self.corruption_aug, 0.0, 1.0)
+        _range("freeze_epochs", self.freeze_epochs, 0, self.epochs)
+        _range("backbone_lr_mult", self.backbone_lr_mult, 0.0, 10.0)
+        _range("threads", self.threads, 0, 1024)
+        _range("seed", self.seed, 0, 2**31 - 1)
+        _range("val_fraction", self.val_fraction, 0.0, 0.9)
+        _range("subset", self.subset, 0, 10_000_000)
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ConfigError("nesterov=true needs optimizer 'sgd' with momentum > 0")
+        if self.weights_path and not self.pretrained:
+            raise ConfigError(f"weights_path '{self.weights_path}' is set but pretrained is false; set pretrained: true")
+        if self.pretrained:
+            from .models import PRETRAINED
+
+            if self.model not in PRETRAINED:
+                raise ConfigError(
+                    f"pretrained=true: model '{self.model}' has no ImageNet weights; "
+                    f"choose one of {', '.join(PRETRAINED)}"
+                )
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    """Tune/numpy scalars -> Python; numeric strings ('1e-4', which PyYAML leaves a str) -> numbers."""
+    typ = typ if isinstance(typ, str) else typ.__name__
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        value = value.item()  # numpy / torch scalars
+    try:
+        if typ == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, numbers.Integral) and value in (0, 1):
+                return bool(value)
+            if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+                return value.strip().lower() in _TRUE
+            raise ValueError
+        if typ == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, str):
+                value = float(value.strip())
+            if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+                return int(value)
+            raise ValueError
+        if typ == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            value = float(value.strip()) if isinstance(value, str) else float(value)
+            if not math.isfinite(value):
+                raise ValueError
+            return value
+        if typ == "str":
+            if isinstance(value, str):
+                return value
+            raise ValueError
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    kind = {"bool": "true or false", "int": "a whole number", "float": "a finite number", "str": "a string"}[typ]
+    raise ConfigError(f"config key '{key}': {value!r} is not {kind}")
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"invalid {key} '{value}'; choose one of {', '.join(allowed)}")
+
+
+def _range(key, value, low, high, low_open=False, high_open=False) -> None:
+    bad_low = value <= low if low_open else value < low
+    bad_high = value >= high if high_open else value > high
+    if bad_low or bad_high:
+        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+        raise ConfigError(f"config key '{key}': {value} is out of range; allowed {lo}{low}, {high}{hi}")
+
+
+def config_fields() -> dict[str, str]:
+    """Field name -> type name, for the search-space loader's checks."""
+    return {f.name: (f.type if isinstance(f.type, str) else f.type.__name__) for f in fields(TrainConfig)}
+

@@ -1,0 +1,39 @@
+"""User-facing errors: bad config values, bad data files, bad weights.
+
+Anything raising one of these is the user's input, not a bug: front ends print the message
+alone (no traceback) and exit with status 2.
+"""
+
+
+class UserError(ValueError):
+    """Bad input a person can fix; the message says what, where and what is allowed."""
+
+
+class ConfigError(UserError):
+    pass
+
+
+class DataError(UserError):
+    pass
+
+
+class WeightsError(UserError):
+    pass
+
+
+class DivergedError(RuntimeError):
+    """Training loss became NaN/inf; carries where it happened so the run can be reported."""
+
+    def __init__(self, epoch: int, step: int, loss: float):
+        super().__init__(f"loss became {loss} at epoch {epoch}, step {step}: training stopped (diverged)")
+        self.epoch, self.step, self.loss = epoch, step, loss
+
+
+def did_you_mean(key: object, options) -> str:
+    """'; did you mean 'x'?' for the closest option, else the list of options."""
+    import difflib
+
+    key, options = str(key), [str(o) for o in options]
+    close = [o for o in options if len(o) > 1 and (key.startswith(o) or o.startswith(key))][:1]
+    close = close or difflib.get_close_matches(key, options, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; valid: {', '.join(options)}"
