@@ -28,6 +28,9 @@ class DivergedError(RuntimeError):
         super().__init__(f"loss became {loss} at epoch {epoch}, step {step}: training stopped (diverged)")
         self.epoch, self.step, self.loss = epoch, step, loss
 
+    def __reduce__(self):  # Ray pickles trial errors across processes
+        return (DivergedError, (self.epoch, self.step, self.loss))
+
 
 def did_you_mean(key: object, options) -> str:
     """'; did you mean 'x'?' for the closest option, else the list of options."""
