@@ -1,0 +1,138 @@
+"""One sweep end to end: validate everything → Ray Tune → result files → retrain → submission → report."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+
+from trainables import atomic
+from trainables.data import fingerprint, load_arrays
+from trainables.errors import UserError
+
+from . import ray_adapter, report, results, tracking
+from .space import load_space
+
+
+def say(msg: str) -> None:
+    print(f"[sweep] {msg}", flush=True)
+
+
+def _spec_hash(spec) -> str:
+    d = spec.to_dict()
+    # How many trials and how many at once may change between runs of one sweep; what they search may not.
+    d.get("trials", {}).pop("num_samples", None)
+    d.get("trials", {}).pop("max_concurrent", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check_folder(folder: str, spec, resume: bool, storage: str) -> None:
+    manifest = os.path.join(folder, "sweep.json")
+    exists = os.path.exists(manifest)
+    if exists and not resume:
+        raise UserError(f"{folder} already holds a sweep named '{spec.name}'. Continue it with --resume, or "
+                        f"choose another --results-dir (or another name in the YAML)")
+    if resume and not exists:
+        raise UserError(f"--resume: nothing to resume in {folder} (no sweep.json); run without --resume to start")
+    if exists:
+        with open(manifest) as f:
+            old = json.load(f)
+        if old.get("spec_hash") != _spec_hash(spec):
+            raise UserError(f"--resume: {folder} holds a sweep with a different search space "
+                            f"(from {old['spec'].get('source', '?')}); resume it with the same YAML and flags")
+        if not ray_adapter.experiment_exists(os.path.join(storage, spec.name)):
+            raise UserError(f"--resume: no Ray experiment state under {os.path.join(storage, spec.name)}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"results folder {folder} is not writable: {exc.strerror}") from None
+
+
+def _check_resources(spec, cluster: dict, address: str | None, storage_given: bool) -> None:
+    r = spec.resources
+    if r.cpu > cluster["cpu"]:
+        raise UserError(f"resources.cpu {r.cpu} per trial, but the {'cluster' if address else 'machine'} has "
+                        f"{cluster['cpu']:g} CPUs; allowed: at most {cluster['cpu']:g}")
+    if r.gpu > cluster["gpu"]:
+        raise UserError(f"resources.gpu {r.gpu} per trial, but the {'cluster' if address else 'machine'} has "
+                        f"{cluster['gpu']:g} GPUs; use resources.gpu: 0 for a CPU sweep")
+    if address and cluster["nodes"] > 1 and not storage_given:
+        raise UserError(f"--address: the cluster has {cluster['nodes']} nodes; pass --storage with a path every "
+                        f"node can read (shared filesystem) or a cloud URI, so trials can move between nodes")
+
+
+def run(args, overrides: dict, command: str) -> int:
+    spec = load_space(args.space, overrides)
+    if args.smoke_test:
+        spec = spec.with_smoke()
+    folder = os.path.abspath(os.path.join(args.results_dir, spec.name))
+    storage = args.storage or os.path.join(folder, "ray")
+    _check_folder(folder, spec, args.resume, storage)
+    data_path = os.path.abspath(spec.data.path)
+    say(f"reading {data_path}")
+    arrays = load_arrays(data_path, download=spec.data.download)
+    fp = fingerprint(data_path) if os.path.isfile(data_path) else "torchvision-cifar-100"
+    spec = spec.with_data_path(data_path)
+
+    track = tracking.resolve(args.wandb, project="cifar-sweep", group=spec.name, folder=folder)
+    if track.note:
+        say(track.note)
+    cluster = ray_adapter.start(args.address, num_cpus=args.cpus)
+    say(f"Ray {'cluster ' + args.address if args.address else 'started locally'}: "
+        f"{cluster['cpu']:g} CPUs, {cluster['gpu']:g} GPUs, {cluster['nodes']} node(s)")
+    _check_resources(spec, cluster, args.address, bool(args.storage))
+
+    manifest = {"spec": spec.to_dict(), "spec_hash": _spec_hash(spec), "param_names": list(spec.param_names),
+                "command": command, "commit": atomic.git_commit(), "storage": storage,
+                "data": {"path": data_path, "fingerprint": fp}, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if args.resume:
+        say(f"resuming the sweep in {folder}")
+    atomic.write_json(os.path.join(folder, "sweep.json"), manifest)
+
+    t0 = time.time()
+    run_ = ray_adapter.run_sweep(spec, storage_path=storage, data=arrays, resume=args.resume,
+                                 callbacks=tracking.trial_callbacks(track), verbose=1)
+    _write_results(folder, run_, spec, manifest)
+    say(f"sweep finished in {time.time() - t0:.0f}s: {len(run_.trials)} trials; results in {folder}")
+    unfinished = [t for t in run_.trials if t["status"] == "errored" and "interrupt" in t["error"].lower()]
+    if len(run_.trials) < spec.trials.num_samples or unfinished:
+        raise KeyboardInterrupt  # Tune stopped early on a signal: tell how to resume
+    if not args.no_retrain and spec.retrain.enabled and os.path.exists(os.path.join(folder, "best.json")):
+        from .final import retrain_best
+
+        retrain_best(folder, spec, arrays, track, say)
+    report.write_report(folder)
+    say(f"report: {os.path.join(folder, 'report.md')}")
+    return 0
+
+
+def _write_results(folder: str, run_, spec, manifest: dict) -> None:
+    rows = results.trial_rows(run_, spec)
+    results.write_trials_csv(os.path.join(folder, "trials.csv"), rows)
+    names = ["epoch", "training_iteration", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
+             "epoch_time_s", "images_per_s", "time_this_iter_s", "timestamp"]
+    extra = sorted({k for h in run_.histories.values() for r in h for k in r
+                    if k.endswith(("_acc", "_loss")) and k not in names})
+    results.write_history_csv(os.path.join(folder, "history.csv"), run_, names + extra)
+    best = results.best_trial(run_, spec)
+    if best is None:
+        say("no trial finished with a finite metric: no best.json, nothing to retrain (see trials.csv)")
+        return
+    cfg = spec.trial_config(best["config"]).to_dict()
+    best_json = {
+        "trial_id": best["trial_id"], "status": best["status"], "metric": spec.metric, "mode": spec.mode,
+        "value": best["metrics"][spec.metric],
+        "metrics": {k: v for k, v in best["metrics"].items() if isinstance(v, (int, float, str))},
+        "config": cfg, "seed": cfg["seed"], "commit": manifest["commit"], "data": manifest["data"],
+        "checkpoint": best.get("checkpoint"), "sweep_command": manifest["command"],
+        "retrain_command": f"python -m trainables --config {os.path.join(folder, 'best.json')} "
+                           f"--data {manifest['data']['path']} --out {os.path.join(folder, 'alone')}",
+    }
+    atomic.write_json(os.path.join(folder, "best.json"), best_json)
+    say(f"best trial {best['trial_id']}: {spec.metric} = {best['metrics'][spec.metric]:.4f}")
+    sys.stdout.flush()
