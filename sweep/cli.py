@@ -82,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     command = "python orchestrator.py " + " ".join(shlex.quote(a) for a in argv)
     try:
         _check_flags(args)
+        if not args.address:
+            # A laptop sweep has no business listening on the network: unset, local Ray binds every interface.
+            # Ray reads this once at import (it also forbids joining nodes, which a local run never does).
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         from . import pipeline  # late: Ray import costs seconds; --help and bad flags answer at once
 
         return pipeline.run(args, _overrides(args), command)

@@ -21,6 +21,7 @@ def say(msg: str) -> None:
 
 def _spec_hash(spec) -> str:
     d = spec.to_dict()
+    d.pop("source_path", None)
     # How many trials and how many at once may change between runs of one sweep; what they search may not.
     d.get("trials", {}).pop("num_samples", None)
     d.get("trials", {}).pop("max_concurrent", None)

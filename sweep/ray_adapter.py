@@ -18,9 +18,6 @@ from trainables.errors import DivergedError, UserError
 CKPT_FILE = "state.pt"
 DIVERGED_MARK = "diverged.txt"
 
-# A laptop sweep has no business listening on the network: with this unset, local Ray binds to every
-# interface. (ray_constants reads it at import, so it must be set before `import ray`.)
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 # Per-epoch checkpoints trip a warning meant for sub-second reporting loops.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -120,7 +117,7 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
     else:
         search = OptunaSearch(
             space=spec.define_by_run, metric=spec.metric, mode=spec.mode, sampler=spec.make_sampler(),
-            points_to_evaluate=[dict(p) for p in spec.enqueue] or None,
+            points_to_evaluate=spec.points_to_evaluate or None,
         )
         asha = ASHAScheduler(
             time_attr="training_iteration", metric=spec.metric, mode=spec.mode, max_t=spec.epochs,

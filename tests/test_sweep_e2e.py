@@ -1,59 +1,11 @@
 """A real sweep end to end: Ray Tune + Optuna + ASHA on small synthetic data, through orchestrator.py."""
 from __future__ import annotations
 
-import csv
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-SPACE = """
-name: {name}
-metric: val_acc
-mode: max
-fixed:
-  model: simple_cnn
-  epochs: 4
-  subset: 240
-  val_fraction: 0.25
-  crop_padding: 0
-  device: cpu
-  precision: fp32
-  eval_batch_size: 256
-params:
-  lr: {{type: loguniform, low: 1.0e-5, high: 0.05}}
-  batch_size: {{type: choice, values: [32, 64]}}
-  scheduler: {{type: choice, values: [cosine, step]}}
-  step_size: {{type: int, low: 1, high: 3, when: {{scheduler: step}}}}
-sampler: {{type: tpe, seed: 0, n_startup_trials: 4}}
-asha: {{grace_period: 1, reduction_factor: 2}}
-trials: {{num_samples: {n}, max_concurrent: 2}}
-resources: {{cpu: 1, gpu: 0}}
-retrain: {{enabled: true, epochs: 2, train_on_val: true, seeds: [0]}}
-enqueue:
-  - {{lr: 1.0e-5, batch_size: 64, scheduler: cosine}}
-"""
-
-
-def write_space(tmp_path, name="e2e", n=8) -> str:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(SPACE.format(name=name, n=n))
-    return str(path)
-
-
-def orchestrate(*args, timeout=600, env=None):
-    cmd = [sys.executable, os.path.join(ROOT, "orchestrator.py"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+from sweep_util import ROOT, orchestrate, read_csv, write_space
 
 
 @pytest.fixture(scope="module")
