@@ -128,6 +128,8 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
             tune_config=tune.TuneConfig(
                 search_alg=search, scheduler=asha, num_samples=spec.trials.num_samples,
                 max_concurrent_trials=spec.trials.max_concurrent,
+                trial_name_creator=_short_name, trial_dirname_creator=_short_name,
+                reuse_actors=True,  # a fresh worker per trial re-imports torch: seconds each on a laptop
             ),
             run_config=tune.RunConfig(
                 name=spec.name, storage_path=storage_path, verbose=verbose, callbacks=callbacks,
@@ -139,11 +141,15 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
     return _collect(grid, spec.epochs, exp_path)
 
 
+def _short_name(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
 def _collect(grid, max_epochs: int, exp_path: str) -> SweepRun:
     trials, histories = [], {}
     for result in grid:
         metrics = dict(result.metrics or {})
-        tid = metrics.get("trial_id") or os.path.basename(result.path).split("_")[1]
+        tid = metrics.get("trial_id") or os.path.basename(result.path).removeprefix("trial_")
         df = result.metrics_dataframe
         hist = [] if df is None else df.to_dict("records")
         epochs = int(metrics.get("training_iteration", len(hist)) or 0)

@@ -10,10 +10,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SPACE = """
 name: {name}
-metric: val_acc
-mode: max
+metric: val_loss  # continuous: ASHA's rung comparisons never tie
+mode: min
 fixed:
-  model: simple_cnn
+  model: small_cnn
   epochs: 4
   subset: 240
   val_fraction: 0.25
@@ -22,7 +22,7 @@ fixed:
   precision: fp32
   eval_batch_size: 256
 params:
-  lr: {{type: loguniform, low: 1.0e-5, high: 0.05}}
+  lr: {{type: loguniform, low: 1.0e-4, high: 0.1}}
   batch_size: {{type: choice, values: [32, 64]}}
   scheduler: {{type: choice, values: [cosine, step]}}
   step_size: {{type: int, low: 1, high: 3, when: {{scheduler: step}}}}
@@ -32,7 +32,7 @@ trials: {{num_samples: {n}, max_concurrent: 2}}
 resources: {{cpu: 1, gpu: 0}}
 retrain: {{enabled: true, epochs: 2, train_on_val: true, seeds: [0]}}
 enqueue:
-  - {{lr: 1.0e-5, batch_size: 64, scheduler: cosine}}
+  - {{lr: 1.0e-4, batch_size: 64, scheduler: cosine}}
 """
 
 

@@ -60,6 +60,22 @@ class BnCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+class SmallCNN(nn.Module):
+    """A narrow part-1-legal CNN (~25k parameters): the fast proxy model for smoke runs and search benchmarks."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES, width: int = 16):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            _conv_bn(3, w), nn.MaxPool2d(2), _conv_bn(w, 2 * w), nn.MaxPool2d(2),
+            _conv_bn(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1),
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(4 * w, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
 def _cifar_stem(net: torchvision.models.ResNet) -> torchvision.models.ResNet:
     """3x3 stride-1 stem, no max-pool, 100-way head: keeps 32x32 detail the ImageNet stem throws away."""
     net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
@@ -157,6 +173,7 @@ def head_parameters(model: nn.Module) -> list[nn.Parameter]:
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "simple_cnn": lambda pretrained=False, weights_path="": SimpleCNN(),
     "bn_cnn": lambda pretrained=False, weights_path="": BnCNN(),
+    "small_cnn": lambda pretrained=False, weights_path="": SmallCNN(),
     "resnet18_cifar": resnet18_cifar,
     "efficientnet_lite0": lambda pretrained=False, weights_path="": EfficientNetLite0(pretrained, weights_path),
 }
