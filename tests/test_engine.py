@@ -1,0 +1,345 @@
+"""Engine: learning, metric names, exact resume, unaugmented validation, divergence, config checks, CLI."""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import io
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TinyNet
+from trainables import engine, models
+from trainables.__main__ import main, read_config_file
+from trainables.config import TrainConfig
+from trainables.data import load_arrays, normalize, split
+from trainables.engine import evaluate, prepare_split, train
+from trainables.errors import ConfigError, DivergedError
+from trainables.optim import build_optimizer, build_scheduler
+
+HAVE_AUGMENT = importlib.util.find_spec("trainables.augment") is not None
+needs_augment = pytest.mark.skipif(not HAVE_AUGMENT, reason="trainables/augment.py not there yet")
+STRONG_AUG = dict(crop_padding=4, hflip=True, auto_augment="autoaugment", color_jitter=0.4, mixup_alpha=0.4,
+                  random_erasing=0.25)
+TIMING = ("epoch_time_s", "images_per_s")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def roundtrip(state: dict) -> dict:
+    """Exactly what a checkpoint goes through on disk: torch.save, then a weights_only load."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    return torch.load(buf, weights_only=True)
+
+
+def untimed(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if k not in TIMING} for m in history]
+
+
+# ---- learning and metrics -------------------------------------------------------------------------
+
+def test_beats_chance_on_learnable_data(tiny_config):
+    result = train(tiny_config(epochs=3))
+    assert result.metrics["val_acc"] > 0.5  # 10 classes: chance is 0.1
+    assert result.history[-1] == result.metrics and len(result.history) == 3
+
+
+def test_metric_names(tiny_config, synth_arrays):
+    extra = {"ood_val": (synth_arrays["x_test"], synth_arrays["y_test"])}
+    reported = []
+    result = train(tiny_config(epochs=1), lambda m, c: reported.append(m), extra_val=extra)
+    assert list(result.metrics) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "ood_val_loss",
+                                    "ood_val_acc", "lr", "epoch_time_s", "images_per_s"]
+    assert reported == result.history and result.metrics["epoch"] == 1
+    assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in result.metrics.values())
+    no_val = train(tiny_config(epochs=1, val_fraction=0)).metrics
+    assert not any(k.startswith("val_") for k in no_val)
+
+
+def test_data_forms(tiny_config, synth_npz):
+    cfg = tiny_config(epochs=1)
+    arrays = load_arrays(synth_npz)
+    runs = [train(cfg, data=d).metrics for d in (None, synth_npz, arrays, prepare_split(cfg, arrays))]
+    assert all(untimed([m]) == untimed([runs[0]]) for m in runs)
+    with pytest.raises(TypeError):
+        train(cfg, data=[1, 2])
+
+
+# ---- resume ----------------------------------------------------------------------------------------
+
+RESUME_CASES = {
+    "sgd_nesterov_cosine_warmup": dict(scheduler="cosine", warmup_epochs=1, nesterov=True),
+    "adamw_onecycle": dict(optimizer="adamw", lr=0.003, scheduler="onecycle", weight_decay=0.05),
+    "step_freeze_lr_mult_smoothing": dict(scheduler="step", step_size=1, gamma=0.5, freeze_epochs=1,
+                                          backbone_lr_mult=0.1, label_smoothing=0.1),
+    "augmented": pytest.param({**STRONG_AUG, "subset": 160}, marks=needs_augment),  # CPU augmentation is slow
+}
+
+
+@pytest.mark.parametrize("case", RESUME_CASES.values(), ids=RESUME_CASES.keys())
+def test_resume_equals_uninterrupted(tiny_config, case):
+    cfg = tiny_config(epochs=3, **case)
+    saved = {}
+    straight = train(cfg, lambda m, c: saved.setdefault(m["epoch"], roundtrip(c)))
+    resumed = train(cfg, checkpoint=saved[1])
+    assert untimed(resumed.history) == untimed(straight.history)
+    theirs = resumed.model.state_dict()
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(value, theirs[name]), name
+    assert saved[3]["epoch"] == 3 and len(saved[3]["history"]) == 3 and saved[3]["config"] == cfg.to_dict()
+
+
+def test_resume_refuses_a_different_config(tiny_config):
+    saved = []
+    train(tiny_config(epochs=1), lambda m, c: saved.append(c))
+    with pytest.raises(ConfigError, match="lr"):
+        train(tiny_config(epochs=1, lr=0.01), checkpoint=saved[0])
+    train(tiny_config(epochs=1, eval_batch_size=7), checkpoint=saved[0])  # runtime-only keys may differ
+
+
+# ---- validation is never augmented -------------------------------------------------------------
+
+class SpyNet(TinyNet):
+    """Records every input seen in eval mode (validation), in order."""
+
+    seen: list = []
+
+    def forward(self, x):
+        if not self.training:
+            SpyNet.seen.append(x.detach().clone())
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("aug", [{}, pytest.param(STRONG_AUG, marks=needs_augment)], ids=["plain", "augmented"])
+def test_validation_images_are_normalized_only(tiny_config, monkeypatch, aug):
+    monkeypatch.setitem(models.MODELS, "tiny_net", lambda pretrained=False, weights_path="": SpyNet())
+    SpyNet.seen = []
+    cfg = tiny_config(epochs=1, eval_batch_size=16, subset=160, **aug)
+    result = train(cfg)
+    val = prepare_split(cfg)
+    expected = normalize(torch.from_numpy(val.x_val).permute(0, 3, 1, 2))
+    assert torch.equal(torch.cat(SpyNet.seen), expected)
+    again = evaluate(result.model, val.x_val, val.y_val, 16)
+    assert again == {"loss": result.metrics["val_loss"], "acc": result.metrics["val_acc"]}
+
+
+# ---- divergence --------------------------------------------------------------------------------
+
+class BombNet(TinyNet):
+    """Finite for two training batches, then `bad` (NaN or inf) logits: a forced divergence."""
+
+    bad = float("nan")
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        out = super().forward(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= 3:
+                return out * self.bad
+        return out
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_loss_raises_diverged_before_reporting(tiny_config, monkeypatch, bad):
+    monkeypatch.setitem(models.MODELS, "tiny_net", lambda pretrained=False, weights_path="": BombNet())
+    monkeypatch.setattr(BombNet, "bad", bad)
+    reported = []
+    with pytest.raises(DivergedError) as err:
+        train(tiny_config(), lambda m, c: reported.append(m))
+    assert (err.value.epoch, err.value.step) == (1, 3) and "diverged" in str(err.value)
+    assert reported == []
+
+
+# ---- optimisation pieces ------------------------------------------------------------------------
+
+def _lrs(cfg: TrainConfig, steps: int) -> list[list[float]]:
+    model = TinyNet()
+    opt = build_optimizer(model, cfg)
+    sched = build_scheduler(opt, cfg, steps)
+    out = []
+    for _ in range(cfg.epochs * steps):
+        out.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_param_groups_head_and_backbone(tiny_model):
+    cfg = TrainConfig.from_dict(model=tiny_model, lr=0.1, backbone_lr_mult=0.1)
+    opt = build_optimizer(TinyNet(), cfg)
+    assert [g["lr"] for g in opt.param_groups] == [0.1, pytest.approx(0.01)]
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == sum(p.numel() for p in TinyNet().parameters())
+
+
+def test_schedules(tiny_model):
+    base = dict(model=tiny_model, lr=0.1, epochs=4)
+    cos = [g[0] for g in _lrs(TrainConfig.from_dict(base, scheduler="cosine", warmup_epochs=1), 10)]
+    assert cos[0] == pytest.approx(0.01) and cos[9] == pytest.approx(0.1) and max(cos) == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(cos[9:], cos[10:])) and cos[-1] < 0.001
+    step = [g[0] for g in _lrs(TrainConfig.from_dict(base, scheduler="step", step_size=2, gamma=0.1), 10)]
+    assert step[:20] == [pytest.approx(0.1)] * 20 and step[20:] == [pytest.approx(0.01)] * 20
+    one = _lrs(TrainConfig.from_dict(base, scheduler="onecycle", pct_start=0.25, backbone_lr_mult=0.5), 10)
+    peak = max(range(40), key=lambda i: one[i][0])
+    assert one[peak] == [pytest.approx(0.1), pytest.approx(0.05)] and 8 <= peak <= 11 and one[-1][0] < 1e-4
+    none = [g[0] for g in _lrs(TrainConfig.from_dict(base, scheduler="none"), 10)]
+    assert none == [pytest.approx(0.1)] * 40
+
+
+def test_freeze_epochs_train_only_the_head(tiny_config):
+    cfg = tiny_config(epochs=2, freeze_epochs=1)
+    torch.manual_seed(cfg.seed)
+    init = TinyNet().state_dict()
+    saved = {}
+    train(cfg, lambda m, c: saved.setdefault(m["epoch"], c))
+    for epoch, backbone_moved in ((1, False), (2, True)):
+        state = saved[epoch]["model"]
+        assert torch.equal(state["features.0.weight"], init["features.0.weight"]) != backbone_moved
+        assert not torch.equal(state["classifier.weight"], init["classifier.weight"])
+
+
+@pytest.mark.parametrize("runtime", [dict(precision="bf16"), dict(precision="fp16"), dict(channels_last=True),
+                                     dict(threads=1), pytest.param(dict(compile=True), marks=pytest.mark.slow)])
+def test_runtime_options_train(tiny_config, runtime):
+    m = train(tiny_config(epochs=1, **runtime)).metrics
+    assert math.isfinite(m["train_loss"]) and 0 <= m["val_acc"] <= 1
+
+
+# ---- every config check fails clearly -----------------------------------------------------------
+
+BAD_CONFIGS = [
+    ({"model": "resnet50"}, "model"), ({"optimizer": "adam"}, "optimizer"), ({"scheduler": "linear"}, "scheduler"),
+    ({"auto_augment": "augmix"}, "auto_augment"), ({"precision": "fp8"}, "precision"), ({"device": "tpu"}, "device"),
+    ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"eval_batch_size": 0}, "eval_batch_size"),
+    ({"lr": 0}, "lr"), ({"lr": 11}, "lr"), ({"momentum": 1.0}, "momentum"), ({"momentum": -0.1}, "momentum"),
+    ({"weight_decay": -1e-4}, "weight_decay"), ({"step_size": 0}, "step_size"), ({"gamma": 0}, "gamma"),
+    ({"gamma": 1.5}, "gamma"), ({"warmup_epochs": 5, "epochs": 5}, "warmup_epochs"), ({"pct_start": 0}, "pct_start"),
+    ({"pct_start": 1}, "pct_start"), ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"mixup_alpha": -0.1}, "mixup_alpha"), ({"cutmix_alpha": 11}, "cutmix_alpha"),
+    ({"crop_padding": 17}, "crop_padding"), ({"randaugment_ops": 0}, "randaugment_ops"),
+    ({"randaugment_magnitude": 31}, "randaugment_magnitude"), ({"color_jitter": 1.5}, "color_jitter"),
+    ({"random_erasing": 1.1}, "random_erasing"), ({"corruption_aug": -0.1}, "corruption_aug"),
+    ({"freeze_epochs": 6, "epochs": 5}, "freeze_epochs"), ({"backbone_lr_mult": -1}, "backbone_lr_mult"),
+    ({"threads": -1}, "threads"), ({"seed": -1}, "seed"), ({"val_fraction": 0.95}, "val_fraction"),
+    ({"subset": -1}, "subset"), ({"nesterov": True, "optimizer": "adamw"}, "nesterov"),
+    ({"nesterov": True, "momentum": 0}, "nesterov"), ({"weights_path": "w.pth"}, "weights_path"),
+    ({"pretrained": True, "model": "simple_cnn"}, "pretrained"),
+    # coercion and unknown keys
+    ({"learning_rate": 0.1}, "learning_rate"), ({"lr": "fast"}, "lr"), ({"lr": float("nan")}, "lr"),
+    ({"epochs": 2.5}, "epochs"), ({"hflip": "maybe"}, "hflip"), ({"model": 3}, "model"),
+]
+
+
+@pytest.mark.parametrize("bad,key", BAD_CONFIGS, ids=[f"{k}={list(b.values())[0]!r}" for b, k in BAD_CONFIGS])
+def test_bad_config_value_is_a_clear_error(bad, key):
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        train(bad)  # train() accepts a raw dict and validates it before touching data
+
+
+def test_bad_config_table_covers_every_check():
+    checked = set(re.findall(r'_(?:range|choice)\("(\w+)"', inspect.getsource(TrainConfig.validate)))
+    assert checked and checked <= {k for _, k in BAD_CONFIGS}
+
+
+# ---- the CLI -----------------------------------------------------------------------------------
+
+def _cli(*args) -> list[str]:
+    return ["--set", "model=tiny_net", "--set", "epochs=2", "--set", "batch_size=32", "--set", "device=cpu",
+            "--set", "crop_padding=0", "--set", "hflip=false", *args]
+
+
+def test_cli_end_to_end(tiny_model, synth_npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--data", synth_npz, "--out", str(out), *_cli()]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["status"] == "completed" and len(record["history"]) == 2
+    assert 0 <= record["test_acc"] <= 1 and record["seed"] == 0 and record["commit"]
+    assert len(record["data_fingerprint"]) == 64 and record["config"]["data"] == os.path.abspath(synth_npz)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2
+    assert "test_acc" in capsys.readouterr().out
+    # a second run into the same folder must not silently overwrite it
+    assert main(["--data", synth_npz, "--out", str(out), *_cli()]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: ")
+
+
+def test_cli_resume_continues(tiny_model, synth_npz, tmp_path, monkeypatch):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    assert main(["--data", synth_npz, "--out", str(straight), *_cli()]) == 0
+    real = engine.train_one_epoch
+
+    def crash_in_epoch_2(run, x, y, epoch, progress=None):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(run, x, y, epoch, progress)
+
+    monkeypatch.setattr(engine, "train_one_epoch", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--data", synth_npz, "--out", str(broken), *_cli()])
+    assert json.loads((broken / "metrics.json").read_text())["status"] == "running"
+    monkeypatch.setattr(engine, "train_one_epoch", real)
+    assert main(["--data", synth_npz, "--out", str(broken), "--resume", *_cli()]) == 0
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (straight, broken))
+    assert untimed(a["history"]) == untimed(b["history"]) and a["test_acc"] == b["test_acc"]
+
+
+def test_cli_diverged(synth_npz, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(models.MODELS, "tiny_net", lambda pretrained=False, weights_path="": BombNet())
+    assert main(["--data", synth_npz, "--out", str(tmp_path), *_cli()]) == 3
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "diverged" and "diverged" in record["message"]
+    assert "diverged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [
+    ["--set", "lr=fast"], ["--set", "lr"], ["--set", "learning_rate=0.1"], ["--config", "missing.json"],
+    ["--data", "missing.npz"], ["--bogus"], [],
+], ids=["bad-value", "no-equals", "unknown-key", "no-config-file", "no-data-file", "bad-flag", "no-data"])
+def test_cli_bad_input_is_one_line_exit_2(args, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        rc = main(["--out", str(tmp_path / "o"), *args])
+    except SystemExit as exc:  # argparse's own errors
+        rc = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_cli_config_files(tmp_path, synth_npz):
+    (tmp_path / "c.yaml").write_text("lr: 1e-4\nepochs: 3\n")  # PyYAML reads 1e-4 as a string
+    assert TrainConfig.from_dict(read_config_file(str(tmp_path / "c.yaml"))).lr == 1e-4
+    (tmp_path / "m.json").write_text(json.dumps({"status": "completed", "config": {"lr": 0.5}}))
+    assert read_config_file(str(tmp_path / "m.json")) == {"lr": 0.5}  # a metrics.json retrains as is
+    (tmp_path / "bad.json").write_text("{lr: ")
+    with pytest.raises(ConfigError, match="bad.json"):
+        read_config_file(str(tmp_path / "bad.json"))
+
+
+def test_cli_subprocess_real_model_and_bad_input(synth_npz, tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "trainables", *a], cwd=ROOT, capture_output=True,
+                                    text=True, timeout=120)
+    ok = run("--data", synth_npz, "--out", str(tmp_path / "ok"), "--set", "model=small_cnn", "--set", "epochs=1",
+             "--set", "subset=64", "--set", "batch_size=32", "--set", "device=cpu", "--set", "threads=1")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((tmp_path / "ok" / "metrics.json").read_text())["status"] == "completed"
+    bad = run("--data", str(tmp_path / "nope.npz"), "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
+    assert "nope.npz" in bad.stderr
+
+
+def test_trainables_imports_no_sweep_libraries():
+    code = ("import sys, trainables.engine, trainables.data, trainables.__main__; "
+            "print([m for m in ('ray', 'optuna', 'wandb', 'yaml') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stderr

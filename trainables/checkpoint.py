@@ -1,0 +1,58 @@
+"""Checkpoint dicts: everything that makes resumed training continue exactly, in plain types only.
+
+Only tensors, dicts, lists, numbers and strings, so `torch.load(weights_only=True)` reads them back.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .errors import ConfigError, WeightsError
+
+# Keys that change where or how fast a run executes, not what it computes: allowed to differ on resume.
+RUNTIME_KEYS = ("device", "threads", "data", "download", "eval_batch_size", "compile")
+
+
+def snapshot(obj: Any) -> Any:
+    """Detached CPU copies: the dict stays valid while training keeps updating the live tensors."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(snapshot(v) for v in obj)
+    return obj
+
+
+def rng_state(generator: torch.Generator) -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+        "augment": generator.get_state(),
+    }
+
+
+def set_rng_state(state: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator.set_state(state["augment"])
+
+
+def check_compatible(saved: dict, config_dict: dict) -> None:
+    """A checkpoint continues only the run that wrote it; say which setting differs."""
+    for key, value in config_dict.items():
+        if key not in RUNTIME_KEYS and key in saved and saved[key] != value:
+            raise ConfigError(f"checkpoint was written with {key}={saved[key]!r} but this config has "
+                              f"{key}={value!r}; resume with the same config or start a new run")
+
+
+def load(path: str) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated / not a torch file / unsafe pickle content
+        raise WeightsError(f"checkpoint '{path}' could not be read ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or not {"epoch", "model", "optimizer", "config"} <= set(ckpt):
+        raise WeightsError(f"'{path}' is not a training checkpoint (expected keys epoch, model, optimizer, config)")
+    return ckpt
