@@ -1,0 +1,126 @@
+"""The CIFAR-100-C corruption suite and the generator CLI."""
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from robustness import generate
+from robustness.corruptions import FUNCTIONS, corrupt, corrupt_batch
+from robustness.corruptions_blur import motion_kernel
+from robustness.ood import CORRUPTIONS, OOD_FILES, check_ood_dir
+from trainables.errors import UserError
+
+CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar100.npz"
+
+
+@pytest.fixture(scope="module")
+def images():
+    """12 real CIFAR-100 test images when ../shared/data has them, else smooth synthetic pictures."""
+    if CIFAR.is_file():
+        with np.load(CIFAR) as d:
+            return d["x_test"][:12].copy()
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, (12, 4, 4, 3)).astype(np.uint8)
+    return np.stack([cv2.resize(c, (32, 32), interpolation=cv2.INTER_CUBIC) for c in coarse])
+
+
+def test_registry_in_generator_order():
+    assert list(FUNCTIONS) == list(CORRUPTIONS) and len(FUNCTIONS) == 19
+
+
+@pytest.mark.parametrize("name", CORRUPTIONS)
+def test_every_corruption_and_severity(images, name):
+    change = []
+    for severity in range(1, 6):
+        a = corrupt_batch(images, name, severity, np.random.default_rng(11))
+        b = corrupt_batch(images, name, severity, np.random.default_rng(11))
+        assert a.dtype == np.uint8 and a.shape == images.shape
+        np.testing.assert_array_equal(a, b)  # deterministic for a seed
+        diff = np.abs(a.astype(int) - images).mean(axis=(1, 2, 3))
+        # >= 3/4, not all: saturate rightly leaves a grey picture (CIFAR has some) as it is
+        assert (diff > 0).mean() >= 0.75, f"{name} s{severity} left images unchanged: {diff}"
+        change.append(diff.mean())
+    if name == "elastic_transform":
+        # CIFAR's table: s1 is a pure 2.6-pixel affine jitter, s5 a 1-pixel one plus local elastic warping.
+        # Pixel distance falls with severity while the damage to shapes grows; check both parts exist.
+        assert change[0] > 0 and change[4] > 0
+    else:
+        assert change[4] > change[0], f"{name}: severity 5 changed less than 1 ({change})"
+
+
+def test_corrupt_single_image_and_errors(images):
+    out = corrupt(images[0], "fog", 3, np.random.default_rng(0))
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    with pytest.raises(UserError, match="did you mean 'gaussian_noise'"):
+        corrupt(images[0], "gaussian_nose", 1, np.random.default_rng(0))
+    with pytest.raises(UserError, match="severity"):
+        corrupt(images[0], "fog", 6, np.random.default_rng(0))
+    with pytest.raises(UserError, match=r"\(32, 32, 3\)"):
+        corrupt(images[0].astype(np.float32), "fog", 1, np.random.default_rng(0))
+
+
+def test_motion_kernel_is_imagemagick_shaped():
+    k = motion_kernel(6, 1, 0)  # angle 0: a one-sided horizontal smear, 13 taps, heaviest at the pixel itself
+    assert k.sum() == pytest.approx(1, abs=1e-6)
+    centre = k.shape[0] // 2
+    row = k[centre]
+    assert np.count_nonzero(k) == np.count_nonzero(row) == 13
+    assert row[centre] == row.max() and row[:centre].sum() == 0
+    vertical = motion_kernel(6, 1, 90)
+    np.testing.assert_allclose(vertical, k.T, atol=1e-7)
+
+
+def _npz(path, n=30, keys=("x_test", "y_test")):
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(n) % 10
+    np.savez(path, **{keys[0]: x, keys[1]: y})
+    return str(path), x, y
+
+
+def test_generate_cli_writes_dl4ds_layout(tmp_path, capsys):
+    npz, x, y = _npz(tmp_path / "c.npz")
+    out = tmp_path / "gen"
+    assert generate.main(["--npz", npz, "--out", str(out), "--subset", "5", "--seed", "2"]) == 0
+    arrays = check_ood_dir(str(out))
+    assert [a.shape for a in arrays] == [(25, 32, 32, 3)] * 19
+    labels = np.load(out / "labels.npy")
+    np.testing.assert_array_equal(labels, [0, 1, 2, 3, 4])  # one image of each of the first 5 classes
+    assert json.loads((out / "generate.json").read_text())["files"]["distortion18.npy"] == "saturate"
+    contrast = arrays[CORRUPTIONS.index("contrast")]
+    np.testing.assert_array_equal(contrast[10:15], corrupt_batch(x[:5], "contrast", 3, np.random.default_rng(0)))
+    assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
+    # same seed -> same bytes, other seed -> other noise; --workers gives the same files
+    again = tmp_path / "again"
+    assert generate.main(["--npz", npz, "--out", str(again), "--subset", "5", "--seed", "2", "--workers", "2"]) == 0
+    for name in OOD_FILES:
+        assert (out / name).read_bytes() == (again / name).read_bytes()
+    other = tmp_path / "other"
+    assert generate.main(["--npz", npz, "--out", str(other), "--subset", "5", "--seed", "3"]) == 0
+    assert (out / "distortion00.npy").read_bytes() != (other / "distortion00.npy").read_bytes()
+    assert "[19/19]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--npz", "missing.npz"], "does not exist"),
+    (["--npz", "BAD"], "need x_test and y_test"),
+    (["--npz", "GOOD", "--subset", "0"], "--subset must be 1..30"),
+    (["--npz", "GOOD", "--split", "train"], "need x_train and y_train"),
+])
+def test_generate_cli_bad_input(tmp_path, capsys, args, match):
+    good, _, _ = _npz(tmp_path / "good.npz")
+    bad, _, _ = _npz(tmp_path / "bad.npz", keys=("images", "labels"))
+    args = [{"GOOD": good, "BAD": bad}.get(a, a) for a in args]
+    assert generate.main(args + ["--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and match in err and "\n" not in err
+
+
+def test_stratified_subset_is_balanced():
+    y = np.repeat(np.arange(100), 100)[np.random.default_rng(0).permutation(10000)]
+    keep = generate.stratified_subset(y, 250)
+    counts = np.bincount(y[keep], minlength=100)
+    assert len(keep) == 250 and counts.max() - counts.min() <= 1 and (np.diff(keep) > 0).all()
