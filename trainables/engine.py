@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
+from .augment import BatchAugment, mix
 from .config import TrainConfig
 from .data import SPLIT_SEED, Arrays, Split, load_arrays, split
 from .errors import DivergedError
@@ -67,12 +68,6 @@ def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
 
 
-def _augmenters(config: TrainConfig):
-    from .augment import BatchAugment, mix
-
-    return BatchAugment(config), mix
-
-
 def build_run(config: TrainConfig, steps_per_epoch: int) -> Run:
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)  # model initialisation; dropout draws from this stream too
@@ -84,13 +79,12 @@ def build_run(config: TrainConfig, steps_per_epoch: int) -> Run:
     # augment.py draws its per-image decisions there, and the state resumes on any machine.
     generator = torch.Generator()
     generator.manual_seed(config.seed + 1)
-    augment, mix = _augmenters(config)
     return Run(
         config=config, device=device, amp_dtype=amp_dtype(config.precision, device), model=model,
         step_model=torch.compile(model) if config.compile else model, optimizer=optimizer,
         scheduler=build_scheduler(optimizer, config, steps_per_epoch),
         scaler=torch.amp.GradScaler(device.type, enabled=config.precision == "fp16"),
-        augment=augment, mix=mix, generator=generator,
+        augment=BatchAugment(config), mix=mix, generator=generator,
     )
 
 
