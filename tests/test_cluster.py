@@ -20,18 +20,24 @@ pytestmark = pytest.mark.cluster
 
 SCRIPT = r"""
 set -u
+exec 2>&1  # one stream, so each run's messages stay between its markers
 ip link set lo up
 export RAY_AUTH_MODE=token PYTHONPATH={root}
 RAY={ray}
+RT=$(mktemp -d /tmp/rayc.XXXXXX)  # Ray's socket paths must stay under 108 bytes: pytest's tmp is too deep
 "$RAY" start --head --block --port={port} --num-cpus=1 --include-dashboard=false --disable-usage-stats \
-    --temp-dir={tmp}/ray-tmp > {tmp}/head.log 2>&1 &
+    --temp-dir=$RT > {tmp}/head.log 2>&1 &
 HEAD=$!
 WORKER=
-trap 'kill $HEAD $WORKER 2>/dev/null; wait 2>/dev/null' EXIT
-for i in $(seq 60); do "$RAY" status --address=127.0.0.1:{port} >/dev/null 2>&1 && break; sleep 1; done
+trap 'kill $HEAD $WORKER 2>/dev/null; wait 2>/dev/null; rm -rf $RT' EXIT
+for i in $(seq 60); do
+  kill -0 $HEAD 2>/dev/null || {{ echo "head node died"; cat {tmp}/head.log; exit 1; }}
+  "$RAY" status --address=127.0.0.1:{port} >/dev/null 2>&1 && break; sleep 1
+done
 "$RAY" start --address=127.0.0.1:{port} --block --num-cpus=1 --disable-usage-stats > {tmp}/worker.log 2>&1 &
 WORKER=$!
 for i in $(seq 60); do
+  kill -0 $WORKER 2>/dev/null || {{ echo "worker node died"; cat {tmp}/worker.log; exit 1; }}
   [ "$("{py}" -c 'import ray; ray.init(address="127.0.0.1:{port}", log_to_driver=False); print(len(ray.nodes()))' 2>/dev/null)" = 2 ] && break
   sleep 1
 done
