@@ -10,7 +10,7 @@ import torch
 from trainables import atomic
 from trainables.models import build_model
 
-from . import tracking
+from . import ray_adapter, tracking
 from .retrain import OOD_HOWTO, Ensemble, retrain_config, test_accuracy, train_one
 
 
@@ -25,7 +25,16 @@ def retrain_best(folder: str, spec, arrays, track, say) -> dict:
         cfg = retrain_config(best["config"], spec, seed)
         model_path = os.path.join(final_dir, f"model_seed{seed}.pt")
         model = build_model(cfg.model)
-        if os.path.exists(model_path):  # finished before an interruption: keep it
+        reuse = _reusable_checkpoint(best, cfg)
+        if reuse and not os.path.exists(model_path):
+            # The best trial already trained this exact config on this data for the full budget: reuse it.
+            state = ray_adapter.read_checkpoint(reuse)
+            atomic.torch_save({"model": state["model"], "config": cfg.to_dict(), "seed": seed,
+                               "history": state.get("history", []), "commit": atomic.git_commit(),
+                               "data": best["data"], "from_trial": best["trial_id"]}, model_path)
+            say(f"retrain seed {seed}: same config, data and epochs as trial {best['trial_id']}: "
+                f"reusing its final checkpoint instead of training again")
+        if os.path.exists(model_path):  # finished before an interruption (or reused): keep it
             saved = torch.load(model_path, map_location="cpu", weights_only=True)
             model.load_state_dict(saved["model"])
             history = saved["history"]
@@ -55,6 +64,16 @@ def retrain_best(folder: str, spec, arrays, track, say) -> dict:
              "commit": atomic.git_commit(), "data": best["data"], "submission_note": note}
     atomic.write_json(os.path.join(final_dir, "metrics.json"), final)
     return final
+
+
+def _reusable_checkpoint(best: dict, cfg) -> str | None:
+    """The trial's checkpoint when retraining would repeat it exactly (same config incl. seed, data, epochs)."""
+    ckpt = best.get("checkpoint")
+    if not ckpt or best.get("status") != "completed":
+        return None
+    same = {k: v for k, v in cfg.to_dict().items() if k != "data"} == \
+        {k: v for k, v in best["config"].items() if k != "data"}
+    return ckpt if same else None
 
 
 def _submission(folder: str, spec, model, device: str, say) -> str:
