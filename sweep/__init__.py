@@ -1,0 +1,1 @@
+"""Sweeps: YAML search spaces, the Ray Tune adapter, results, report and retrain."""

@@ -1,0 +1,122 @@
+"""The small sections of a search space: sampler, asha, trials, resources, retrain, data.
+
+Each is a frozen dataclass whose defaults are the documented ones (search_spaces/README.md).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from trainables.errors import did_you_mean
+
+from .space_schema import Invalid, boolean, mapping, number, show, string
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp")  # random ignores n_startup_trials, so switching type is one override
+SAMPLER_NEEDS = {"cmaes": ("cmaes",), "gp": ("scipy", "torch")}  # optuna imports these only when sampling
+
+
+@dataclass(frozen=True)
+class Sampler:
+    type: str = "tpe"
+    seed: int = 0
+    n_startup_trials: int = 8
+
+
+@dataclass(frozen=True)
+class Asha:
+    grace_period: int = 1
+    reduction_factor: float = 3
+    max_t: int = 50  # = fixed epochs; not a YAML key
+
+
+@dataclass(frozen=True)
+class Trials:
+    num_samples: int = 20
+    max_concurrent: int = 2
+    max_failures: int = 0  # Ray retries of a crashed trial; a diverged trial is not retried by the adapter
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: float = 1
+    gpu: float = 0
+
+
+@dataclass(frozen=True)
+class Retrain:
+    enabled: bool = True
+    epochs: int = 50
+    train_on_val: bool = True
+    seeds: tuple = (0,)
+
+
+@dataclass(frozen=True)
+class Data:
+    path: str = "data/cifar-100"  # torchvision CIFAR-100 root or a .npz; relative = to the working directory
+    ood_dir: str = "data/ood-test"
+    download: bool = False
+
+
+def read(raw: dict, epochs: int) -> dict[str, Any]:
+    """sampler/asha/trials/resources/retrain/data from a top-level mapping; `epochs` = fixed.epochs."""
+    _sampler_type(raw)
+    whole = lambda minimum: lambda v, p: number(v, p, integer=True, minimum=minimum)  # noqa: E731
+    parts = {
+        "sampler": _section(raw, "sampler", Sampler, {"type": lambda v, p: v, "seed": whole(0),
+                                                      "n_startup_trials": whole(0)}),
+        "asha": _section(raw, "asha", Asha, {"grace_period": whole(1), "reduction_factor": _factor}, max_t=epochs),
+        "trials": _section(raw, "trials", Trials, {"num_samples": whole(1), "max_concurrent": whole(1),
+                                                   "max_failures": whole(0)}),
+        "resources": _section(raw, "resources", Resources, {"cpu": lambda v, p: number(v, p, minimum=0),
+                                                            "gpu": lambda v, p: number(v, p, minimum=0)}),
+        "retrain": _section(raw, "retrain", Retrain, {"enabled": boolean, "train_on_val": boolean,
+                                                      "epochs": whole(1), "seeds": _seeds}, epochs=epochs),
+        "data": _section(raw, "data", Data, {"path": data_path, "ood_dir": data_path, "download": boolean},
+                         path=data_path(Data.path, ""), ood_dir=data_path(Data.ood_dir, "")),
+    }
+    if parts["asha"].grace_period > epochs:
+        raise Invalid("asha.grace_period", f"{parts['asha'].grace_period} is more than fixed.epochs ({epochs}); "
+                                           f"ASHA must be able to stop a trial before its last epoch")
+    return parts
+
+
+def data_path(value: Any, path: str) -> str:
+    text = string(value, path)
+    if not text.strip():
+        raise Invalid(path, "'' is not a path")
+    return os.path.abspath(os.path.expanduser(text))  # absolute: Tune moves each trial's working directory
+
+
+def _sampler_type(raw: dict) -> str:
+    section = raw.get("sampler") or {}
+    kind = section.get("type", "tpe") if isinstance(section, dict) else "tpe"
+    if not isinstance(kind, str) or kind not in SAMPLERS:
+        raise Invalid("sampler.type", f"unknown sampler {show(kind)}{did_you_mean(kind, SAMPLERS)}")
+    missing = [m for m in SAMPLER_NEEDS.get(kind, ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise Invalid("sampler.type", f"{kind} needs the package(s) {', '.join(missing)}: "
+                                      f"pip install {' '.join(missing)}, or use tpe or random")
+    return kind
+
+
+def _section(raw: dict, key: str, cls, readers: dict, **defaults):
+    section = {} if raw.get(key) is None else raw[key]  # 'asha:' with nothing under it = defaults
+    mapping(section, key, readers)
+    values = {k: readers[k](v, f"{key}.{k}") for k, v in section.items()}
+    return cls(**{**defaults, **values})
+
+
+def _factor(value: Any, path: str) -> int | float:
+    factor = number(value, path, minimum=2)
+    return int(factor) if factor.is_integer() else factor  # 3, not 3.0, in results files
+
+
+def _seeds(value: Any, path: str) -> tuple:
+    if not isinstance(value, list) or not value:
+        raise Invalid(path, f"{show(value)} is not allowed; give a non-empty list of seeds, e.g. [0, 1, 2]")
+    seeds = tuple(number(v, f"{path}[{i}]", integer=True, minimum=0) for i, v in enumerate(value))
+    if len(set(seeds)) != len(seeds):
+        raise Invalid(path, f"{show(value)} repeats a seed")
+    return seeds
