@@ -6,7 +6,7 @@ import os
 import shlex
 import sys
 
-from trainables.errors import UserError
+from trainables.errors import UserError, write_error_message
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -92,7 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # disk full, unwritable results folder: the machine, not a bug
+        message = write_error_message(exc)
+        if message is None:
+            raise
+        print(f"error: {message}. Fix that, then run: {_again(args, command)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        resume = command if "--resume" in argv else command + " --resume"
-        print(f"\ninterrupted. Finished trials are saved; continue with:\n  {resume}", file=sys.stderr)
+        done = "Finished trials are saved; continue with" if _resumable(args) else "Nothing was started; run again with"
+        print(f"\ninterrupted. {done}:\n  {_again(args, command)}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _resumable(args) -> bool:
+    return args.resume or getattr(args, "sweep_started", False)  # the pipeline sets it once sweep.json is written
+
+
+def _again(args, command: str) -> str:
+    """The command that continues from here: with --resume once the sweep has a results folder."""
+    return command + " --resume" if _resumable(args) and not args.resume else command

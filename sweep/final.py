@@ -10,7 +10,7 @@ import torch
 from trainables import atomic
 from trainables.models import build_model
 
-from . import ray_adapter, tracking
+from . import ray_adapter, robust_eval, tracking
 from .retrain import OOD_HOWTO, Ensemble, retrain_config, test_accuracy, train_one
 
 
@@ -58,9 +58,17 @@ def retrain_best(folder: str, spec, arrays, track, say) -> dict:
         models.append(model)
     ensemble = Ensemble(models).to(device)
     test_acc = test_accuracy(ensemble, arrays.x_test, arrays.y_test, device) if len(models) > 1 else per_seed[0]["test_acc"]
-    note = _submission(folder, spec, ensemble, device, say)
+    note, preds = _submission(folder, spec, ensemble, device, say)
+    robust = {}
+    if spec.ood_val.test_images:
+        robust["generated"] = robust_eval.generated(ensemble, arrays, spec.ood_val, test_acc, device,
+                                                    os.path.join(folder, "robustness", "generated"), say)["ood_acc"]
+    if preds is not None and os.path.isdir(best["data"]["path"]) and preds.shape[1] == 5 * len(arrays.y_test):
+        # A torchvision CIFAR-100 folder keeps the official test order, which the DL4DS files follow.
+        robust["dl4ds"] = robust_eval.dl4ds(ensemble, spec.data.ood_dir, arrays.y_test, preds, test_acc,
+                                            os.path.join(folder, "robustness", "dl4ds"), say)["ood_acc"]
     final = {"test_acc": test_acc, "seeds": list(spec.retrain.seeds), "per_seed": per_seed,
-             "config": retrain_config(best["config"], spec, spec.retrain.seeds[0]).to_dict(),
+             "ood_acc": robust, "config": retrain_config(best["config"], spec, spec.retrain.seeds[0]).to_dict(),
              "commit": atomic.git_commit(), "data": best["data"], "submission_note": note}
     atomic.write_json(os.path.join(final_dir, "metrics.json"), final)
     return final
@@ -76,12 +84,13 @@ def _reusable_checkpoint(best: dict, cfg) -> str | None:
     return ckpt if same else None
 
 
-def _submission(folder: str, spec, model, device: str, say) -> str:
+def _submission(folder: str, spec, model, device: str, say):
+    """(note for the report, predictions or None)."""
     ood_dir = spec.data.ood_dir
     if not ood_dir or not os.path.isdir(ood_dir):
         msg = OOD_HOWTO if not ood_dir else f"OOD folder {ood_dir} does not exist; {OOD_HOWTO}"
         say(msg)
-        return msg
+        return msg, None
     from robustness.predict import predict_ood
     from robustness.submission import write_submission
 
@@ -90,4 +99,4 @@ def _submission(folder: str, spec, model, device: str, say) -> str:
     path = os.path.join(folder, "submission_ood.csv")
     write_submission(preds, path)
     say(f"wrote {path} ({preds.size} rows)")
-    return f"submission_ood.csv written from {ood_dir} ({preds.size} predictions)"
+    return f"submission_ood.csv written from {ood_dir} ({preds.size} predictions)", preds

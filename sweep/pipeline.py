@@ -28,22 +28,36 @@ def _spec_hash(spec) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _check_folder(folder: str, spec, resume: bool, storage: str) -> None:
+def _check_folder(folder: str, spec, resume: bool, storage: str) -> bool:
+    """Refuse what would mix two sweeps; True when there is Ray state to restore."""
     manifest = os.path.join(folder, "sweep.json")
-    exists = os.path.exists(manifest)
+    exists, restore = os.path.exists(manifest), False
     if exists and not resume:
         raise UserError(f"{folder} already holds a sweep named '{spec.name}'. Continue it with --resume, or "
                         f"choose another --results-dir (or another name in the YAML)")
     if resume and not exists:
         raise UserError(f"--resume: nothing to resume in {folder} (no sweep.json); run without --resume to start")
     if exists:
-        with open(manifest) as f:
-            old = json.load(f)
+        try:
+            with open(manifest) as f:
+                old = json.load(f)
+            source = old["spec"].get("source_path", "?")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UserError(f"{manifest} is not a sweep.json this program wrote ({type(exc).__name__}: {exc}); "
+                            f"move it away or choose another --results-dir") from None
         if old.get("spec_hash") != _spec_hash(spec):
             raise UserError(f"--resume: {folder} holds a sweep with a different search space "
-                            f"(from {old['spec'].get('source', '?')}); resume it with the same YAML and flags")
-        if not ray_adapter.experiment_exists(os.path.join(storage, spec.name)):
-            raise UserError(f"--resume: no Ray experiment state under {os.path.join(storage, spec.name)}")
+                            f"(from {source}); resume it with the same YAML and flags")
+        for key in ("num_samples", "max_concurrent"):  # Ray restores its search state with the values it began with
+            was, now = old["spec"].get("trials", {}).get(key), getattr(spec.trials, key)
+            if was is not None and was != now:
+                raise UserError(f"--resume: this sweep was started with trials.{key} {was}, not {now}; Ray Tune "
+                                f"restores it as it began. Resume with the same value, or start a new sweep "
+                                f"(another --results-dir) for more trials")
+        restore = ray_adapter.experiment_exists(os.path.join(storage, spec.name))
+        if not restore:  # killed between writing sweep.json and Tune's first state: no trial can have finished
+            say(f"--resume: no Ray experiment state under {os.path.join(storage, spec.name)} yet (the sweep was "
+                f"stopped before Tune started); starting it from the beginning")
     try:
         os.makedirs(folder, exist_ok=True)
         probe = os.path.join(folder, ".write-test")
@@ -52,6 +66,7 @@ def _check_folder(folder: str, spec, resume: bool, storage: str) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise UserError(f"results folder {folder} is not writable: {exc.strerror}") from None
+    return exists and restore
 
 
 def _check_resources(spec, cluster: dict, address: str | None, storage_given: bool) -> None:
@@ -73,12 +88,19 @@ def run(args, overrides: dict, command: str) -> int:
         spec = spec.with_smoke()
     folder = os.path.abspath(os.path.join(args.results_dir, spec.name))
     storage = args.storage or os.path.join(folder, "ray")
-    _check_folder(folder, spec, args.resume, storage)
+    restore = _check_folder(folder, spec, args.resume, storage)
     data_path = os.path.abspath(spec.data.path)
     say(f"reading {data_path}")
     arrays = load_arrays(data_path, download=spec.data.download)
     fp = fingerprint(data_path) if os.path.isfile(data_path) else "torchvision-cifar-100"
     spec = spec.with_data_path(data_path)
+    extra_val = None
+    if spec.ood_val.corruptions:
+        from .ood_val import build_ood_val
+
+        extra_val = build_ood_val(arrays, dict(spec.fixed), spec.ood_val)
+        say(f"OOD-aware tuning: {len(extra_val['ood_val'][1])} corrupted validation images "
+            f"({', '.join(spec.ood_val.corruptions)} at severities {list(spec.ood_val.severities)})")
 
     track = tracking.resolve(args.wandb, project="cifar-sweep", group=spec.name, folder=folder)
     if track.note:
@@ -94,15 +116,20 @@ def run(args, overrides: dict, command: str) -> int:
     if args.resume:
         say(f"resuming the sweep in {folder}")
     atomic.write_json(os.path.join(folder, "sweep.json"), manifest)
+    args.sweep_started = True  # from here on, an interrupted run continues with --resume
 
     t0 = time.time()
-    run_ = ray_adapter.run_sweep(spec, storage_path=storage, data=arrays, resume=args.resume,
+    run_ = ray_adapter.run_sweep(spec, storage_path=storage, data=arrays, extra_val=extra_val, resume=restore,
                                  callbacks=tracking.trial_callbacks(track), verbose=1)
+    interrupted = [t for t in run_.trials if t["status"] == "errored" and "interrupt" in t["error"].lower()]
+    if len(run_.trials) < spec.trials.num_samples or run_.unfinished or interrupted:
+        # Ctrl-C: Tune saved its state and returned with trials unfinished. Writing trials.csv and best.json
+        # now would present a part of the sweep as the whole: tell how to resume instead (exit 130).
+        say(f"interrupted with {len(run_.trials) - len(run_.unfinished) - len(interrupted)} of "
+            f"{spec.trials.num_samples} trials finished")
+        raise KeyboardInterrupt
     _write_results(folder, run_, spec, manifest)
     say(f"sweep finished in {time.time() - t0:.0f}s: {len(run_.trials)} trials; results in {folder}")
-    unfinished = [t for t in run_.trials if t["status"] == "errored" and "interrupt" in t["error"].lower()]
-    if len(run_.trials) < spec.trials.num_samples or unfinished:
-        raise KeyboardInterrupt  # Tune stopped early on a signal: tell how to resume
     if not args.no_retrain and spec.retrain.enabled and os.path.exists(os.path.join(folder, "best.json")):
         from .final import retrain_best
 
@@ -116,7 +143,7 @@ def _write_results(folder: str, run_, spec, manifest: dict) -> None:
     rows = results.trial_rows(run_, spec)
     results.write_trials_csv(os.path.join(folder, "trials.csv"), rows)
     names = ["epoch", "training_iteration", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-             "epoch_time_s", "images_per_s", "time_this_iter_s", "timestamp"]
+             "epoch_time_s", "images_per_s", "peak_rss_mb", "time_this_iter_s", "timestamp"]
     extra = sorted({k for h in run_.histories.values() for r in h for k in r
                     if k.endswith(("_acc", "_loss")) and k not in names})
     results.write_history_csv(os.path.join(folder, "history.csv"), run_, names + extra)

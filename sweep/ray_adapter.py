@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
+from pyarrow.fs import FileSelector, FileType
 
 from trainables.config import TrainConfig
 from trainables.errors import DivergedError, UserError
@@ -62,30 +64,81 @@ def _load_state(checkpoint) -> dict | None:
         return torch.load(os.path.join(d, CKPT_FILE), map_location="cpu", weights_only=True)
 
 
+def read_checkpoint(path: str) -> dict:
+    """A trial's saved training state, from local or shared storage (or a cloud URI)."""
+    with tune.Checkpoint(path).as_directory() as d:
+        return torch.load(os.path.join(d, CKPT_FILE), map_location="cpu", weights_only=True)
+
+
 def _trial(config: dict, data=None, extra_val=None) -> None:
     from trainables.engine import train
 
-    trial_dir = tune.get_context().get_trial_dir()
-    mark = os.path.join(trial_dir, DIVERGED_MARK)
-    if os.path.exists(mark):  # a retry of a diverged trial would diverge again: fail at once, same reason
-        raise DivergedError(**_read_mark(mark))
+    fs, mark = _diverged_mark()
+    if fs.get_file_info(mark).type != FileType.NotFound:  # a retry would diverge again: fail at once, same reason
+        with fs.open_input_stream(mark) as f:
+            raise DivergedError(**_read_mark(f.read().decode()))
     cfg = TrainConfig.from_dict(config)
 
     def report(metrics: dict, state: dict) -> None:
+        # Peak memory of this trial's process (Linux: KiB), so trials.csv shows what each one needs.
+        metrics = {**metrics, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         with tempfile.TemporaryDirectory() as d:
             torch.save(state, os.path.join(d, CKPT_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
     try:
-        train(cfg, report, checkpoint=_load_state(tune.get_checkpoint()), data=data, extra_val=extra_val)
+        state = _catch_up(tune.get_checkpoint(), report)
+        train(cfg, report, checkpoint=state, data=data, extra_val=extra_val)
     except DivergedError as exc:
-        with open(mark, "w") as f:
-            f.write(f"{exc.epoch} {exc.step} {exc.loss}")
+        with fs.open_output_stream(mark) as f:
+            f.write(f"{exc.epoch} {exc.step} {exc.loss}".encode())
         raise
 
 
-def _read_mark(path: str) -> dict:
-    epoch, step, loss = open(path).read().split()
+def _diverged_mark():
+    """(filesystem, path) of the diverged mark: in the trial's folder in the sweep's storage, which every retry
+    of the trial sees, on any node. (get_trial_dir() is node-local, and not even the same folder for a fresh
+    and a reused actor: a retry looked in the other one and trained on.)"""
+    storage = tune.get_context().get_storage()
+    storage.storage_filesystem.create_dir(storage.trial_fs_path, recursive=True)
+    return storage.storage_filesystem, os.path.join(storage.trial_fs_path, DIVERGED_MARK)
+
+
+def _catch_up(checkpoint, report) -> dict | None:
+    """The state to continue from: the newest readable checkpoint in the trial's folder, not just Ray's.
+
+    After a kill -9, Ray restores a trial from the checkpoint its experiment state knew of, and that state
+    lags the trial's folder (Ray syncs it every few checkpoints, or 300 s): a trial that had finished would
+    train its last epochs again. The epochs a newer checkpoint holds are reported from its saved metrics
+    instead; one cut short by the kill does not load and the one before it is used.
+    """
+    storage = tune.get_context().get_storage()
+    fs, folder = storage.storage_filesystem, storage.trial_fs_path
+    infos = fs.get_file_info(FileSelector(folder, allow_not_found=True))
+    names = sorted((i.base_name for i in infos if i.type == FileType.Directory and i.base_name.startswith("checkpoint_")),
+                   reverse=True)
+    given = os.path.basename(checkpoint.path.rstrip("/")) if checkpoint is not None else None
+    state = _load_state(checkpoint)
+    done = state["epoch"] if state else 0
+    for name in names:
+        if name == given:
+            break
+        try:
+            newer = _load_state(tune.Checkpoint(os.path.join(folder, name), filesystem=fs))
+        except Exception:  # noqa: BLE001 - whatever the failure, it is not a complete checkpoint
+            continue
+        missed = newer["history"][done:newer["epoch"]]
+        if not missed:
+            break
+        for metrics in missed[:-1]:
+            tune.report(metrics)
+        report(missed[-1], newer)
+        return newer
+    return state
+
+
+def _read_mark(text: str) -> dict:
+    epoch, step, loss = text.split()
     return {"epoch": int(epoch), "step": int(step), "loss": float(loss)}
 
 
@@ -96,6 +149,7 @@ class SweepRun:
     trials: list[dict]  # one per trial: id, status, error, config, last metrics, epochs
     histories: dict[str, list[dict]]  # trial id -> per-epoch metrics
     experiment_path: str
+    unfinished: list[str] = field(default_factory=list)  # ids of trials neither done nor errored: Tune was interrupted
 
 
 def experiment_exists(path: str) -> bool:
@@ -146,23 +200,41 @@ def _short_name(trial) -> str:
 
 
 def _collect(grid, max_epochs: int, exp_path: str) -> SweepRun:
-    trials, histories = [], {}
+    trials, histories, unfinished = [], {}, []
     for result in grid:
         metrics = dict(result.metrics or {})
         tid = metrics.get("trial_id") or os.path.basename(result.path).removeprefix("trial_")
         df = result.metrics_dataframe
         hist = [] if df is None else df.to_dict("records")
         epochs = int(metrics.get("training_iteration", len(hist)) or 0)
+        hist = _complete_history(hist, epochs, result.checkpoint)
         if result.error is not None:
             status, error = "errored", _error_line(result.error)
         elif epochs >= max_epochs:
             status, error = "completed", ""
         else:
             status, error = "stopped_early", ""
+        ckpt = result.checkpoint.path if result.checkpoint is not None else None
         trials.append({"trial_id": tid, "status": status, "error": error, "epochs": epochs,
-                       "config": dict(result.config or {}), "metrics": metrics, "path": result.path})
+                       "config": dict(result.config or {}), "metrics": metrics, "path": result.path,
+                       "checkpoint": ckpt})
         histories[tid] = hist
-    return SweepRun(trials, histories, exp_path)
+        if result.error is None and not metrics.get("done"):  # Tune marks the last result of a finished trial
+            unfinished.append(tid)
+    return SweepRun(trials, histories, exp_path, unfinished)
+
+
+def _complete_history(hist: list[dict], epochs: int, checkpoint) -> list[dict]:
+    """Ray's result.json of a retried trial can lose epochs (its logger copies back the storage's copy, which
+    lags); the trial's own last checkpoint holds every epoch's metrics: fill the gaps from there."""
+    if len({h.get("training_iteration") for h in hist}) >= epochs or checkpoint is None:
+        return hist
+    try:
+        saved = _load_state(checkpoint)["history"]
+    except Exception:  # noqa: BLE001 - keep what Ray has
+        return hist
+    ray_rows = {h.get("training_iteration"): h for h in hist}
+    return [ray_rows.get(m["epoch"], {**m, "training_iteration": m["epoch"]}) for m in saved[:epochs]]
 
 
 def _error_line(err: BaseException) -> str:

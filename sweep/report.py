@@ -158,8 +158,30 @@ def _final_section(folder: str) -> list[str]:
             final = json.load(f)
         lines += [f"- clean test accuracy: {final['test_acc']:.4f} (seeds {final['seeds']})"]
         lines += [f"- {final['submission_note']}", ""]
+        lines += _robustness_lines(folder)
     else:
         lines += ["No final model yet (retrain skipped or not finished).", ""]
+    return lines
+
+
+def _robustness_lines(folder: str) -> list[str]:
+    lines = []
+    for kind, title in (("generated", "Generated CIFAR-100-C-style copy of the test set"),
+                        ("dl4ds", "The DL4DS OOD files (labels from the official test order)")):
+        path = os.path.join(folder, "robustness", kind, "robustness.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            r = json.load(f)
+        lines += [f"### Robustness: {title}", "",
+                  f"OOD accuracy {r['ood_acc']:.4f} vs clean {r['clean_acc']:.4f} "
+                  f"(ratio {r['ood_to_clean']:.3f}; {r['n']} images per severity)." if r.get("clean_acc") else
+                  f"OOD accuracy {r['ood_acc']:.4f} ({r['n']} images per severity)."]
+        if r.get("tuned_on"):
+            lines += [f"Tuned on {', '.join(r['tuned_on'])}: {r['tuned_acc']:.4f}; held-out corruptions: "
+                      f"{r['held_out_acc']:.4f}."]
+        lines += ["", f"![heatmap](robustness/{kind}/heatmap.png)", "",
+                  f"Table: [robustness/{kind}/report.md](robustness/{kind}/report.md)", ""]
     return lines
 
 

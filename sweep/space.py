@@ -21,10 +21,10 @@ from . import space_check as check
 from . import space_sections as sections
 from .space_param import Param, parse_param
 from .space_schema import FrozenDict, Invalid, SpaceError, field_value, freeze, mapping, read_yaml, show, string, thaw
-from .space_sections import SAMPLERS, Asha, Data, Resources, Retrain, Sampler, Trials
+from .space_sections import SAMPLERS, Asha, Data, OodVal, Resources, Retrain, Sampler, Trials
 
 __all__ = ["SpaceError", "SweepSpec", "load_space", "Param", "METRICS", "SAMPLERS",
-           "Sampler", "Asha", "Trials", "Resources", "Retrain", "Data"]
+           "Sampler", "Asha", "Trials", "Resources", "Retrain", "Data", "OodVal"]
 
 # Metrics the trainable reports (trainables.engine): val_* each epoch, ood_val_* when the sweep
 # passes its corrupted validation set as extra_val={"ood_val": ...}.
@@ -32,8 +32,9 @@ METRICS = ("val_acc", "val_loss", "ood_val_acc", "ood_val_loss")
 # TrainConfig keys the data: section owns, and keys that cannot be searched.
 RESERVED = {"data": "data.path", "download": "data.download"}
 SECTIONS = ("name", "description", "metric", "mode", "fixed", "params", "sampler", "asha", "trials",
-            "resources", "retrain", "data", "enqueue", "smoke")
-SMOKE_SECTIONS = ("fixed", "params", "sampler", "asha", "trials", "resources", "retrain", "data", "enqueue")
+            "resources", "retrain", "data", "ood_val", "enqueue", "smoke")
+SMOKE_SECTIONS = ("fixed", "params", "sampler", "asha", "trials", "resources", "retrain", "data", "ood_val",
+                  "enqueue")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class SweepSpec:
     resources: Resources
     retrain: Retrain
     data: Data
+    ood_val: OodVal
     enqueue: tuple  # of FrozenDict: searched values of each known-good config
     smoke: FrozenDict  # the file's smoke: section (defaults filled in)
     smoke_applied: bool = False
@@ -140,6 +142,8 @@ class SweepSpec:
             "trials": dataclasses.asdict(self.trials), "resources": dataclasses.asdict(self.resources),
             "retrain": {**dataclasses.asdict(self.retrain), "seeds": list(self.retrain.seeds)},
             "data": dataclasses.asdict(self.data), "enqueue": [dict(e) for e in self.enqueue],
+            "ood_val": {**dataclasses.asdict(self.ood_val), "corruptions": list(self.ood_val.corruptions),
+                        "severities": list(self.ood_val.severities)},
             "smoke": thaw(self.smoke),
         }
 
@@ -253,6 +257,7 @@ def _build(raw: dict, source_path: str, smoke_applied: bool = False) -> SweepSpe
     check.check_values(fixed, params)
 
     parts = sections.read(raw, fixed["epochs"])
+    _check_ood_val(metric, parts["ood_val"], fixed, params)
     enqueue = check.check_enqueue(raw.get("enqueue"), fixed, params, types)
     smoke = {} if raw.get("smoke") is None else raw["smoke"]
     mapping(smoke, "smoke", SMOKE_SECTIONS)
@@ -262,6 +267,20 @@ def _build(raw: dict, source_path: str, smoke_applied: bool = False) -> SweepSpe
     return SweepSpec(source_path, name, description, metric, mode, freeze(fixed), params, enqueue=enqueue,
                      smoke=freeze(_merge(_smoke_defaults(fixed, parts), smoke)), smoke_applied=smoke_applied,
                      **parts)
+
+
+def _check_ood_val(metric: str, ood, fixed: dict, params) -> None:
+    if metric.startswith("ood_val") and not ood.corruptions:
+        raise Invalid("metric", f"{metric} needs ood_val.corruptions: the corruptions to score validation "
+                                f"images under, e.g. ood_val: {{corruptions: [gaussian_noise, fog, contrast]}}")
+    if not ood.corruptions:
+        return
+    searched = [p.name for p in params if p.name in ("val_fraction", "subset")]
+    if searched:
+        raise Invalid(f"params.{searched[0]}", "is searched, but ood_val corrupts one fixed validation split; "
+                                               "fix it under fixed:")
+    if fixed.get("val_fraction", TrainConfig.val_fraction) == 0:
+        raise Invalid("ood_val", "needs validation images, but fixed.val_fraction is 0")
 
 
 def _smoke_defaults(fixed: dict, parts: dict) -> dict:

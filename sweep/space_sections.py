@@ -1,4 +1,4 @@
-"""The small sections of a search space: sampler, asha, trials, resources, retrain, data.
+"""The small sections of a search space: sampler, asha, trials, resources, retrain, data, ood_val.
 
 Each is a frozen dataclass whose defaults are the documented ones (search_spaces/README.md).
 """
@@ -59,6 +59,18 @@ class Data:
     download: bool = False
 
 
+@dataclass(frozen=True)
+class OodVal:
+    """OOD-aware tuning: trials are also scored on their validation images under these corruptions
+    (metric ood_val_acc); the other corruptions are held out and measured on the test set after the retrain."""
+
+    corruptions: tuple = ()  # empty: off
+    severities: tuple = (1, 3, 5)
+    images: int = 500  # validation images corrupted (class-balanced); 0 = all
+    test_images: int = 1000  # test images per severity for the held-out measurement; 0 = skip it
+    seed: int = 0
+
+
 def read(raw: dict, epochs: int) -> dict[str, Any]:
     """sampler/asha/trials/resources/retrain/data from a top-level mapping; `epochs` = fixed.epochs."""
     _sampler_type(raw)
@@ -75,6 +87,8 @@ def read(raw: dict, epochs: int) -> dict[str, Any]:
                                                       "epochs": whole(1), "seeds": _seeds}, epochs=epochs),
         "data": _section(raw, "data", Data, {"path": data_path, "ood_dir": data_path, "download": boolean},
                          path=data_path(Data.path, ""), ood_dir=data_path(Data.ood_dir, "")),
+        "ood_val": _section(raw, "ood_val", OodVal, {"corruptions": _corruptions, "severities": _severities,
+                                                     "images": whole(0), "test_images": whole(0), "seed": whole(0)}),
     }
     if parts["asha"].grace_period > epochs:
         raise Invalid("asha.grace_period", f"{parts['asha'].grace_period} is more than fixed.epochs ({epochs}); "
@@ -120,3 +134,26 @@ def _seeds(value: Any, path: str) -> tuple:
     if len(set(seeds)) != len(seeds):
         raise Invalid(path, f"{show(value)} repeats a seed")
     return seeds
+
+
+def _corruptions(value: Any, path: str) -> tuple:
+    from robustness.ood import CORRUPTIONS
+
+    if not isinstance(value, list):
+        raise Invalid(path, f"{show(value)} is not allowed; give a list of corruption names, e.g. "
+                            f"[gaussian_noise, fog, jpeg_compression]")
+    for i, name in enumerate(value):
+        if name not in CORRUPTIONS:
+            raise Invalid(f"{path}[{i}]", f"unknown corruption {show(name)}{did_you_mean(name, CORRUPTIONS)}")
+    if len(set(value)) != len(value):
+        raise Invalid(path, f"{show(value)} repeats a corruption")
+    return tuple(value)
+
+
+def _severities(value: Any, path: str) -> tuple:
+    if not isinstance(value, list) or not value:
+        raise Invalid(path, f"{show(value)} is not allowed; give a non-empty list of severities from 1..5")
+    out = tuple(number(v, f"{path}[{i}]", integer=True, minimum=1) for i, v in enumerate(value))
+    if max(out) > 5 or len(set(out)) != len(out):
+        raise Invalid(path, f"{show(value)}: severities are distinct whole numbers from 1 to 5")
+    return out

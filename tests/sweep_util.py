@@ -31,6 +31,7 @@ asha: {{grace_period: 1, reduction_factor: 2}}
 trials: {{num_samples: {n}, max_concurrent: 2}}
 resources: {{cpu: 1, gpu: 0}}
 retrain: {{enabled: true, epochs: 2, train_on_val: true, seeds: [0]}}
+ood_val: {{corruptions: [gaussian_noise, contrast], severities: [2], images: 20, test_images: 10}}
 enqueue:
   - {{lr: 1.0e-4, batch_size: 64, scheduler: cosine}}
 """

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -12,8 +14,12 @@ from sweep_util import ROOT, orchestrate, read_csv, write_space
 def sweep_dir(tmp_path_factory, synth_npz):
     tmp = tmp_path_factory.mktemp("sweep")
     space = write_space(tmp)
+    # A small OOD set in the DL4DS layout (19 files, 5 severities x 10 images), made by our own generator.
+    gen = subprocess.run([sys.executable, "-m", "robustness.generate", "--npz", synth_npz, "--out",
+                          str(tmp / "ood"), "--subset", "10"], capture_output=True, text=True, cwd=ROOT)
+    assert gen.returncode == 0, gen.stderr[-2000:]
     proc = orchestrate("--space", space, "--data", synth_npz, "--results-dir", str(tmp / "results"),
-                       "--wandb", "offline", "--cpus", "2")
+                       "--wandb", "offline", "--cpus", "2", "--ood-dir", str(tmp / "ood"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return tmp / "results" / "e2e"
 
@@ -65,10 +71,14 @@ def test_best_json_is_enough_to_retrain(sweep_dir):
     TrainConfig.from_dict(best["config"])  # validates
 
 
-def test_final_model_and_report(sweep_dir):
+def test_final_model_submission_and_report(sweep_dir):
     final = json.loads((sweep_dir / "final" / "metrics.json").read_text())
     assert 0.0 <= final["test_acc"] <= 1.0
-    assert "no submission_ood.csv was written" in final["submission_note"]
+    assert "submission_ood.csv written" in final["submission_note"]
+    from robustness.submission import read_submission
+
+    labels = read_submission(str(sweep_dir / "submission_ood.csv"), n=10)  # validates ids, order, labels
+    assert labels.shape == (19, 50)
     report = (sweep_dir / "report.md").read_text()
     assert "## Leaderboard" in report and "python orchestrator.py" in report
     assert sum(1 for line in report.splitlines() if line.startswith("| ")) >= 9  # header + 8 trials
@@ -84,3 +94,13 @@ def test_existing_sweep_is_not_overwritten(sweep_dir, synth_npz, tmp_path):
     proc = orchestrate("--space", space, "--data", synth_npz, "--results-dir", str(sweep_dir.parent))
     assert proc.returncode == 2
     assert "already holds a sweep" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ood_aware_tuning_and_robustness_report(sweep_dir):
+    hist = read_csv(sweep_dir / "history.csv")
+    assert all(0.0 <= float(h["ood_val_acc"]) <= 1.0 for h in hist)  # every epoch scored on corrupted val
+    robust = json.loads((sweep_dir / "robustness" / "generated" / "robustness.json").read_text())
+    assert robust["tuned_on"] == ["gaussian_noise", "contrast"]
+    assert len(robust["accuracy"]) == 19 and robust["n"] == 10
+    assert (sweep_dir / "robustness" / "generated" / "heatmap.png").is_file()
+    assert "held-out corruptions" in (sweep_dir / "report.md").read_text()

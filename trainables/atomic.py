@@ -22,6 +22,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename in (None, tmp):  # f.write() names no file; the temp name means nothing to a user
+            exc.filename = path
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -3,6 +3,8 @@
 Anything raising one of these is the user's input, not a bug: front ends print the message
 alone (no traceback) and exit with status 2.
 """
+import errno
+import os
 
 
 class UserError(ValueError):
@@ -40,3 +42,15 @@ def did_you_mean(key: object, options) -> str:
     close = [o for o in options if len(o) > 1 and (key.startswith(o) or o.startswith(key))][:1]
     close = close or difflib.get_close_matches(key, options, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else f"; valid: {', '.join(options)}"
+
+
+# A file could not be written (disk full, quota, read-only or unwritable folder): the user's machine, not a bug.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
+
+
+def write_error_message(exc: OSError) -> str | None:
+    """One line for an OSError a person fixes (see WRITE_ERRNOS), else None (a bug: let it raise)."""
+    if exc.errno not in WRITE_ERRNOS:
+        return None
+    where = f"'{exc.filename}': " if exc.filename else ""
+    return f"{where}{exc.strerror or os.strerror(exc.errno)}; files written before are intact"
