@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import netrc
 import os
+import socket
+import sys
+from urllib.parse import urlparse
 from dataclasses import dataclass
 
 MODES = ("off", "offline", "online")
@@ -40,11 +43,34 @@ def resolve(requested: str, project: str, group: str, folder: str) -> Tracking:
         mode = "offline"
         note = ("--wandb online asked, but no wandb API key was found (WANDB_API_KEY or `wandb login`); "
                 f"logging offline to {folder} instead — upload later with `wandb sync {folder}/wandb/offline-run-*`")
+    elif mode == "online" and (unreachable := _unreachable()):
+        # Without this, wandb.init waits 90 s for its server and then raises: in every trial and in the retrain.
+        mode = "offline"
+        note = (f"--wandb online asked, but the wandb server {unreachable}; logging offline to {folder} "
+                f"instead — upload later with `wandb sync {folder}/wandb/offline-run-*`")
     if mode == "offline":
         os.environ["WANDB_MODE"] = "offline"
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_DIR", folder)
     return Tracking(mode, note, project, group, folder)
+
+
+def _unreachable(timeout_s: float = 5.0) -> str:
+    """'' when wandb's server accepts a connection (or a proxy is set, which only wandb can use); else why not."""
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")):
+        return ""
+    url = os.environ.get("WANDB_BASE_URL")
+    if not url:
+        import wandb
+
+        url = wandb.Settings().base_url
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        return f"{host}:{port} cannot be reached ({exc.strerror or exc})"
+    return ""
 
 
 def trial_callbacks(t: Tracking) -> list:
@@ -65,11 +91,15 @@ def log_run(t: Tracking, name: str, config: dict, history: list[dict], summary: 
     import wandb
 
     os.makedirs(t.dir, exist_ok=True)
-    run = wandb.init(project=t.project, group=t.group, name=name, job_type="retrain", config=config,
-                     dir=t.dir, mode=t.mode, reinit=True)
     try:
-        for h in history:
-            run.log({k: v for k, v in h.items() if isinstance(v, (int, float))}, step=int(h.get("epoch", 0)))
-        run.summary.update(summary)
-    finally:
-        run.finish()
+        run = wandb.init(project=t.project, group=t.group, name=name, job_type="retrain", config=config,
+                         dir=t.dir, mode=t.mode, reinit=True)
+        try:
+            for h in history:
+                run.log({k: v for k, v in h.items() if isinstance(v, (int, float))}, step=int(h.get("epoch", 0)))
+            run.summary.update(summary)
+        finally:
+            run.finish()
+    except Exception as exc:  # noqa: BLE001 - the server went away mid-sweep: the model and results/ are what count
+        print(f"[sweep] wandb could not log {name} ({type(exc).__name__}: {exc}); results/ has everything",
+              file=sys.stderr, flush=True)
