@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", choices=("off", "offline", "online"), default="offline",
                    help="compare trials in wandb: offline (default, no key or network needed), online, or off")
     p.add_argument("--no-retrain", action="store_true", help="stop after the sweep: no retrain, no submission")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one YAML setting by its key path, e.g. --set resources.gpu=0 "
+                        "--set fixed.epochs=10 --set params.lr.high=0.1 (repeatable; values read as YAML)")
     p.add_argument("--cpus", type=int, help="CPUs local Ray may use (default: all of this machine's)")
     return p
 
@@ -60,6 +63,16 @@ def _overrides(args) -> dict:
         out["data.download"] = True
     if args.ood_dir:
         out["data.ood_dir"] = args.ood_dir
+    import yaml  # values as YAML would read them: 0.1 is a number, [1, 2] a list, true a bool
+
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set trials.num_samples=8")
+        try:
+            out[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UserError(f"--set {item!r}: the value is not valid YAML ({' '.join(str(exc).split())})") from None
     return out
 
 

@@ -1,6 +1,7 @@
 """One sweep end to end: validate everything → Ray Tune → result files → retrain → submission → report."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ def say(msg: str) -> None:
 def _spec_hash(spec) -> str:
     d = spec.to_dict()
     d.pop("source_path", None)
+    d.pop("resources", None)  # where trials run, not what they search (a GPU-less laptop falls back to CPU)
     # How many trials and how many at once may change between runs of one sweep; what they search may not.
     d.get("trials", {}).pop("num_samples", None)
     d.get("trials", {}).pop("max_concurrent", None)
@@ -69,6 +71,16 @@ def _check_folder(folder: str, spec, resume: bool, storage: str) -> bool:
     return exists and restore
 
 
+def _cpu_fallback(spec, cluster: dict, address: str | None):
+    """The part files ask for a GPU share; on a laptop without one the same sweep runs on the CPU (said)."""
+    r = spec.resources
+    if address or cluster["gpu"] > 0 or r.gpu == 0:
+        return spec
+    cpu = min(r.cpu, cluster["cpu"])
+    say(f"no GPU on this machine: trials run on the CPU (resources.gpu {r.gpu:g} -> 0, cpu {r.cpu:g} -> {cpu:g})")
+    return dataclasses.replace(spec, resources=dataclasses.replace(r, cpu=cpu, gpu=0))
+
+
 def _check_resources(spec, cluster: dict, address: str | None, storage_given: bool) -> None:
     r = spec.resources
     if r.cpu > cluster["cpu"]:
@@ -108,6 +120,7 @@ def run(args, overrides: dict, command: str) -> int:
     cluster = ray_adapter.start(args.address, num_cpus=args.cpus)
     say(f"Ray {'cluster ' + args.address if args.address else 'started locally'}: "
         f"{cluster['cpu']:g} CPUs, {cluster['gpu']:g} GPUs, {cluster['nodes']} node(s)")
+    spec = _cpu_fallback(spec, cluster, args.address)
     _check_resources(spec, cluster, args.address, bool(args.storage))
 
     manifest = {"spec": spec.to_dict(), "spec_hash": _spec_hash(spec), "param_names": list(spec.param_names),

@@ -78,6 +78,9 @@ def _trial(config: dict, data=None, extra_val=None) -> None:
         with fs.open_input_stream(mark) as f:
             raise DivergedError(**_read_mark(f.read().decode()))
     cfg = TrainConfig.from_dict(config)
+    if not cfg.threads:  # as many threads as CPUs this trial holds: concurrent trials must not oversubscribe
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        torch.set_num_threads(max(1, int(cpus)))
 
     def report(metrics: dict, state: dict) -> None:
         # Peak memory of this trial's process (Linux: KiB), so trials.csv shows what each one needs.
