@@ -26,11 +26,11 @@ def retrain_config(best: dict, spec, seed: int) -> TrainConfig:
         overrides["epochs"] = spec.retrain.epochs
     if spec.retrain.train_on_val:
         overrides["val_fraction"] = 0.0
-    cfg = TrainConfig.from_dict(best, **overrides)
-    if cfg.warmup_epochs >= cfg.epochs or cfg.freeze_epochs > cfg.epochs:  # the trial's schedule may not fit fewer epochs
-        cfg = cfg.replace(warmup_epochs=min(cfg.warmup_epochs, cfg.epochs - 1),
-                          freeze_epochs=min(cfg.freeze_epochs, cfg.epochs))
-    return cfg
+    # The trial's warm-up / head-only epochs may not fit a shorter retrain: clip them to what fits.
+    epochs = overrides.get("epochs", best.get("epochs", TrainConfig.epochs))
+    overrides["warmup_epochs"] = min(best.get("warmup_epochs", 0), epochs - 1)
+    overrides["freeze_epochs"] = min(best.get("freeze_epochs", 0), epochs)
+    return TrainConfig.from_dict(best, **overrides)
 
 
 def train_one(cfg_dict: dict, data, ckpt_path: str | None):
