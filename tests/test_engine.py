@@ -314,8 +314,11 @@ def test_cli_bad_input_is_one_line_exit_2(args, tmp_path, capsys, monkeypatch):
 
 
 def test_cli_config_files(tmp_path, synth_npz):
-    (tmp_path / "c.yaml").write_text("lr: 1e-4\nepochs: 3\n")  # PyYAML reads 1e-4 as a string
-    assert TrainConfig.from_dict(read_config_file(str(tmp_path / "c.yaml"))).lr == 1e-4
+    (tmp_path / "c.json").write_text('{"lr": "1e-4", "epochs": 3}')  # numeric strings are coerced
+    assert TrainConfig.from_dict(read_config_file(str(tmp_path / "c.json"))).lr == 1e-4
+    (tmp_path / "c.yaml").write_text("lr: 0.1\n")
+    with pytest.raises(ConfigError, match="as JSON"):
+        read_config_file(str(tmp_path / "c.yaml"))
     (tmp_path / "m.json").write_text(json.dumps({"status": "completed", "config": {"lr": 0.5}}))
     assert read_config_file(str(tmp_path / "m.json")) == {"lr": 0.5}  # a metrics.json retrains as is
     (tmp_path / "bad.json").write_text("{lr: ")

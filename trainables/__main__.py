@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = _Parser(prog="python -m trainables", description="Train one CIFAR-100 config.")
-    p.add_argument("--config", help="JSON or YAML file of config keys (or a metrics.json/best.json with a 'config' key)")
+    p.add_argument("--config", help="JSON file of config keys (or a metrics.json/best.json with a 'config' key)")
     p.add_argument("--data", help="a .npz (x_train, y_train, x_test, y_test) or a torchvision CIFAR-100 root")
     p.add_argument("--out", required=True, help="output folder: metrics.json, checkpoint.pt")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
@@ -43,20 +43,13 @@ def read_config_file(path: str) -> dict:
             text = f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file '{path}' could not be read as text: {exc}") from None
-    if path.endswith((".yaml", ".yml")):
-        try:
-            import yaml  # lazy: only this CLI reads YAML; the trainables package never imports it
-        except ImportError:
-            raise ConfigError(f"config file '{path}': reading YAML needs PyYAML; or write the config as JSON") from None
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file '{path}' is not valid YAML: {' '.join(str(exc).split())}") from None
-    else:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"config file '{path}' is not valid JSON: {exc}") from None
+    if path.endswith((".yaml", ".yml")):  # trainables stays plain PyTorch: YAML belongs to the sweep
+        raise ConfigError(f"config file '{path}': write the config as JSON (e.g. a sweep's best.json), "
+                          "or pass keys with --set KEY=VALUE")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config file '{path}' is not valid JSON: {exc}") from None
     if isinstance(raw, dict) and isinstance(raw.get("config"), dict):
         raw = raw["config"]  # a previous run's metrics.json / the sweep's best.json retrains as is
     if not isinstance(raw, dict):
