@@ -16,6 +16,8 @@ import json
 import os
 import sys
 import time
+import zipfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -34,8 +36,8 @@ def load_split(npz: str, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
             if {f"x_{split}", f"y_{split}"} - keys:
                 raise DataError(f"'{npz}' has keys {sorted(keys)}; need x_{split} and y_{split}")
             x, y = data[f"x_{split}"], data[f"y_{split}"]
-    except (OSError, ValueError) as exc:
-        raise DataError(f"'{npz}' is not a readable .npz file: {exc}") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"'{npz}' is not a readable .npz file ({type(exc).__name__}: {exc})") from None
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3) or len(y) != len(x):
         raise DataError(f"'{npz}': x_{split} must be uint8 (N, 32, 32, 3) with N labels; got {x.dtype} {x.shape}, "
                         f"{len(y)} labels")

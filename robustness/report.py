@@ -99,7 +99,7 @@ def write_report(result: dict, out_dir: str, title: str = "Robustness") -> dict[
 def _load_model(name: str, weights: str):
     import torch
 
-    from trainables.errors import WeightsError
+    from trainables.errors import WeightsError, first_line
     from trainables.models import MODELS, build_model
 
     if name not in MODELS:
@@ -108,8 +108,8 @@ def _load_model(name: str, weights: str):
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"] if isinstance(state, dict) and "model" in state else state)
-    except (OSError, RuntimeError, KeyError, TypeError) as exc:
-        raise WeightsError(f"'{weights}' is not a state dict for {name}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # noqa: BLE001 - unreadable, refused by weights_only, or another model's weights
+        raise WeightsError(f"'{weights}' is not a state dict for {name}: {first_line(exc)}") from None
     return model
 
 

@@ -85,6 +85,9 @@ def _check_flags(args) -> None:
             raise UserError(f"{flag} {value}: must be at least 1")
     if args.cpus and args.address:
         raise UserError("--cpus sizes the local Ray started on this machine; with --address the cluster decides")
+    if args.download and args.data and os.path.isfile(args.data):
+        raise UserError(f"--download fetches CIFAR-100 into a folder, but --data {args.data} is a file; "
+                        f"drop --download, or give a folder")
     if not os.path.isfile(args.space):
         raise UserError(f"--space {args.space}: no such file")
 

@@ -84,10 +84,10 @@ def _cpu_fallback(spec, cluster: dict, address: str | None):
 def _check_resources(spec, cluster: dict, address: str | None, storage_given: bool) -> None:
     r = spec.resources
     if r.cpu > cluster["cpu"]:
-        raise UserError(f"resources.cpu {r.cpu} per trial, but the {'cluster' if address else 'machine'} has "
+        raise UserError(f"resources.cpu {r.cpu:g} per trial, but the {'cluster' if address else 'machine'} has "
                         f"{cluster['cpu']:g} CPUs; allowed: at most {cluster['cpu']:g}")
     if r.gpu > cluster["gpu"]:
-        raise UserError(f"resources.gpu {r.gpu} per trial, but the {'cluster' if address else 'machine'} has "
+        raise UserError(f"resources.gpu {r.gpu:g} per trial, but the {'cluster' if address else 'machine'} has "
                         f"{cluster['gpu']:g} GPUs; use resources.gpu: 0 for a CPU sweep")
     if address and cluster["nodes"] > 1 and not storage_given:
         raise UserError(f"--address: the cluster has {cluster['nodes']} nodes; pass --storage with a path every "
@@ -106,6 +106,10 @@ def run(args, overrides: dict, command: str) -> int:
     arrays = load_arrays(data_path, download=spec.data.download)
     fp = fingerprint(data_path) if os.path.isfile(data_path) else "torchvision-cifar-100"
     spec = spec.with_data_path(data_path)
+    if args.ood_dir or os.path.isdir(spec.data.ood_dir or ""):  # a damaged OOD set fails now, not after the sweep
+        from robustness.ood import check_ood_dir
+
+        check_ood_dir(spec.data.ood_dir)
     extra_val = None
     if spec.ood_val.corruptions:
         from .ood_val import build_ood_val

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError, WeightsError
+from .errors import ConfigError, WeightsError, first_line
 
 # Keys that change where or how fast a run executes, not what it computes: allowed to differ on resume.
 RUNTIME_KEYS = ("device", "threads", "data", "download", "eval_batch_size", "compile")
@@ -52,7 +52,7 @@ def load(path: str) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated / not a torch file / unsafe pickle content
-        raise WeightsError(f"checkpoint '{path}' could not be read ({type(exc).__name__}: {exc})") from None
+        raise WeightsError(f"checkpoint '{path}' could not be read ({first_line(exc)})") from None
     if not isinstance(ckpt, dict) or not {"epoch", "model", "optimizer", "config"} <= set(ckpt):
         raise WeightsError(f"'{path}' is not a training checkpoint (expected keys epoch, model, optimizer, config)")
     return ckpt

@@ -34,6 +34,12 @@ class DivergedError(RuntimeError):
         return (DivergedError, (self.epoch, self.step, self.loss))
 
 
+def first_line(exc: BaseException) -> str:
+    """`Type: first line` of an exception's message: some (torch's weights_only refusal) run to 20 lines."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
 def did_you_mean(key: object, options) -> str:
     """'; did you mean 'x'?' for the closest option, else the list of options."""
     import difflib

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from .errors import WeightsError
+from .errors import WeightsError, first_line
 
 NUM_CLASSES = 100
 
@@ -118,7 +118,7 @@ def _read_weights(path: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"weights file '{path}' could not be read as a PyTorch state dict: {exc}") from None
+        raise WeightsError(f"weights file '{path}' could not be read as a PyTorch state dict ({first_line(exc)})") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict):
