@@ -43,7 +43,12 @@ def retrain_best(folder: str, spec, arrays, track, say) -> dict:
             say(f"retrain seed {seed}: {cfg.model}, {cfg.epochs} epochs on "
                 f"{'train+val' if cfg.val_fraction == 0 else 'train'}")
             t0 = time.time()
-            state, history = train_one(cfg.to_dict(), arrays, os.path.join(final_dir, f"retrain_seed{seed}.ckpt"))
+            def progress(m, seed=seed, total=cfg.epochs):
+                say(f"retrain seed {seed}: epoch {m['epoch']}/{total} train_loss {m['train_loss']:.3f} "
+                    f"train_acc {m['train_acc']:.3f} ({m['epoch_time_s']:.0f}s)")
+
+            state, history = train_one(cfg.to_dict(), arrays, os.path.join(final_dir, f"retrain_seed{seed}.ckpt"),
+                                       progress)
             model.load_state_dict(state)
             atomic.torch_save({"model": state, "config": cfg.to_dict(), "seed": seed, "history": history,
                                "commit": atomic.git_commit(), "data": best["data"]}, model_path)

@@ -33,7 +33,7 @@ def retrain_config(best: dict, spec, seed: int) -> TrainConfig:
     return TrainConfig.from_dict(best, **overrides)
 
 
-def train_one(cfg_dict: dict, data, ckpt_path: str | None):
+def train_one(cfg_dict: dict, data, ckpt_path: str | None, progress=None):
     """Train one seed; checkpoint every epoch to ckpt_path (when given) and resume from it."""
     from trainables.engine import train
 
@@ -45,6 +45,8 @@ def train_one(cfg_dict: dict, data, ckpt_path: str | None):
     def report(metrics: dict, checkpoint: dict) -> None:
         if ckpt_path:
             atomic.torch_save(checkpoint, ckpt_path)
+        if progress:
+            progress(metrics)
 
     result = train(cfg, report, checkpoint=state, data=data)
     return {k: v.cpu() for k, v in result.model.state_dict().items()}, result.history
