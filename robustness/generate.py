@@ -12,7 +12,6 @@ Full set (n=10000): ≈ 12 ms per image for all 19 corruptions on one core (zoom
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from trainables.atomic import write_json
 from trainables.errors import DataError, UserError
 
 from .ood import CORRUPTIONS, OOD_FILES, SEVERITIES
@@ -123,8 +123,7 @@ def main(argv=None) -> int:
         meta = {"npz": os.path.abspath(args.npz), "split": args.split, "subset": args.subset, "n": len(y),
                 "seed": args.seed, "files": dict(zip(OOD_FILES, CORRUPTIONS)),
                 "seconds": round(time.perf_counter() - started, 1)}
-        with open(os.path.join(args.out, "generate.json"), "w") as f:
-            json.dump(meta, f, indent=1)
+        write_json(os.path.join(args.out, "generate.json"), meta)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ matplotlib.use("Agg")  # files only, never a window (headless machines, Ray work
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from trainables.atomic import atomic_path, write_text  # noqa: E402
 from trainables.errors import UserError  # noqa: E402
 
 from .measure import find_ood, format_table  # noqa: E402
@@ -37,7 +38,8 @@ def heatmap_png(result: dict, path: str, title: str = "OOD accuracy (%)") -> str
                  fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:  # a kill mid-write leaves the previous picture, not half a PNG
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return path
 
@@ -80,7 +82,8 @@ def contact_sheet_png(images: np.ndarray, path: str, clean: np.ndarray | None = 
     for side in ax.spines.values():
         side.set_visible(False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:  # a kill mid-write leaves the previous picture, not half a PNG
+        fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
     return path
 
@@ -90,9 +93,8 @@ def write_report(result: dict, out_dir: str, title: str = "Robustness") -> dict[
     os.makedirs(out_dir, exist_ok=True)
     paths = {"heatmap": heatmap_png(result, os.path.join(out_dir, "heatmap.png")),
              "markdown": os.path.join(out_dir, "report.md")}
-    with open(paths["markdown"], "w") as f:
-        f.write(f"# {title}\n\nAccuracy (%) per corruption and severity.\n\n{format_table(result)}\n\n"
-                f"![heatmap](heatmap.png)\n")
+    write_text(paths["markdown"], f"# {title}\n\nAccuracy (%) per corruption and severity.\n\n"
+                                  f"{format_table(result)}\n\n![heatmap](heatmap.png)\n")
     return paths
 
 
