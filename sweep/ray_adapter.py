@@ -19,6 +19,7 @@ from trainables.errors import DivergedError, UserError
 
 CKPT_FILE = "state.pt"
 DIVERGED_MARK = "diverged.txt"
+FINISHED_MARK = "finished.txt"
 
 # Per-epoch checkpoints trip a warning meant for sub-second reporting loops.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -90,11 +91,11 @@ def _trial(config: dict, data=None, extra_val=None) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
     try:
-        state = _catch_up(tune.get_checkpoint(), report)
-        train(cfg, report, checkpoint=state, data=data, extra_val=extra_val)
+        state, finished = _catch_up(tune.get_checkpoint(), report)
+        if not finished:
+            train(cfg, report, checkpoint=state, data=data, extra_val=extra_val)
     except DivergedError as exc:
-        with fs.open_output_stream(mark) as f:
-            f.write(f"{exc.epoch} {exc.step} {exc.loss}".encode())
+        _write_mark(fs, mark, f"{exc.epoch} {exc.step} {exc.loss}")
         raise
 
 
@@ -107,21 +108,29 @@ def _diverged_mark():
     return storage.storage_filesystem, os.path.join(storage.trial_fs_path, DIVERGED_MARK)
 
 
-def _catch_up(checkpoint, report) -> dict | None:
-    """The state to continue from: the newest readable checkpoint in the trial's folder, not just Ray's.
+def _catch_up(checkpoint, report) -> tuple[dict | None, bool]:
+    """(state to continue from, whether the trial had already finished), from the trial's folder, not just Ray.
 
     After a kill -9, Ray restores a trial from the checkpoint its experiment state knew of, and that state
-    lags the trial's folder (Ray syncs it every few checkpoints, or 300 s): a trial that had finished would
-    train its last epochs again. The epochs a newer checkpoint holds are reported from its saved metrics
-    instead; one cut short by the kill does not load and the one before it is used.
+    lags the trial's folder (Ray syncs it every few checkpoints, or 300 s): a trial that had finished, or that
+    ASHA had stopped, would train on. The epochs a newer checkpoint holds are reported from its saved metrics
+    instead (one cut short by the kill does not load: the one before it is used), and a trial with a
+    FINISHED_MARK stops there.
     """
     storage = tune.get_context().get_storage()
     fs, folder = storage.storage_filesystem, storage.trial_fs_path
     infos = fs.get_file_info(FileSelector(folder, allow_not_found=True))
-    names = sorted((i.base_name for i in infos if i.type == FileType.Directory and i.base_name.startswith("checkpoint_")),
-                   reverse=True)
+    names = sorted((i.base_name for i in infos if i.type == FileType.Directory
+                    and i.base_name.startswith("checkpoint_")), reverse=True)
+    finished = None
+    if any(i.base_name == FINISHED_MARK for i in infos):
+        with fs.open_input_stream(os.path.join(folder, FINISHED_MARK)) as f:
+            finished = int(f.read().decode())
     given = os.path.basename(checkpoint.path.rstrip("/")) if checkpoint is not None else None
-    state = _load_state(checkpoint)
+    try:
+        state = _load_state(checkpoint)
+    except Exception:  # noqa: BLE001 - deleted as a newer one arrived, just before the kill: take the newest
+        state, given = None, None
     done = state["epoch"] if state else 0
     for name in names:
         if name == given:
@@ -130,14 +139,36 @@ def _catch_up(checkpoint, report) -> dict | None:
             newer = _load_state(tune.Checkpoint(os.path.join(folder, name), filesystem=fs))
         except Exception:  # noqa: BLE001 - whatever the failure, it is not a complete checkpoint
             continue
+        if finished is not None and newer["epoch"] > finished:
+            continue
         missed = newer["history"][done:newer["epoch"]]
         if not missed:
             break
         for metrics in missed[:-1]:
             tune.report(metrics)
         report(missed[-1], newer)
-        return newer
-    return state
+        return newer, finished is not None
+    return state, finished is not None
+
+
+class _MarkFinished(tune.Callback):
+    """Writes FINISHED_MARK (the epochs done) into a trial's folder the moment Tune ends it (completed, or
+    stopped by ASHA): Ray's own record of that reaches the folder at its next sync, and after a kill -9 a
+    trial restored from the older record would train on. First among the callbacks: before anything prints."""
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        fs, folder = trial.storage.storage_filesystem, trial.storage.trial_fs_path
+        fs.create_dir(folder, recursive=True)
+        _write_mark(fs, os.path.join(folder, FINISHED_MARK), str(int((trial.last_result or {}).get(
+            "training_iteration", 0))))
+
+
+def _write_mark(fs, path: str, text: str) -> None:
+    """Temp name, then rename: a kill mid-write never leaves a half mark (which would not parse)."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    with fs.open_output_stream(tmp) as f:
+        f.write(text.encode())
+    fs.move(tmp, path)
 
 
 def _read_mark(text: str) -> dict:
@@ -189,8 +220,12 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
                 reuse_actors=True,  # a fresh worker per trial re-imports torch: seconds each on a laptop
             ),
             run_config=tune.RunConfig(
-                name=spec.name, storage_path=storage_path, verbose=verbose, callbacks=callbacks,
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                name=spec.name, storage_path=storage_path, verbose=verbose,
+                callbacks=[_MarkFinished(), *(callbacks or [])],
+                # 1, not more: Tune saves and syncs its experiment state to the results folder after every
+                # num_to_keep checkpoints of a trial (else every >= 10 s), so after each epoch of any trial a
+                # kill -9 loses nothing Tune knew. (_catch_up covers the moment between the two.)
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=spec.trials.max_failures),
             ),
         )
