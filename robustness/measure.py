@@ -96,7 +96,9 @@ def format_table(result: dict) -> str:
                  + f" | **{100 * result['ood_acc']:.1f}** |")
     if result.get("clean_acc") is not None:
         lines.append(f"| clean | | | | | | {100 * result['clean_acc']:.1f} |")
-        lines.append(f"\nOOD / clean = {result['ood_to_clean']:.3f} ({result['n']} images per severity)")
+        ratio = result.get("ood_to_clean")  # None when clean accuracy is 0: a model that learnt nothing yet
+        lines.append(f"\nOOD / clean = {'n/a' if ratio is None else f'{ratio:.3f}'} "
+                     f"({result['n']} images per severity)")
     else:
         lines.append(f"\n{result['n']} images per severity")
     return "\n".join(lines)

@@ -1,0 +1,225 @@
+"""The pipeline around the sweep, faulted where a real sweep is too slow to fault at every point.
+
+orchestrator.py's own code runs in this process; only Ray is replaced by a finished (or interrupted) fake
+sweep of three trials. The real retrain, result files and report run. Checked:
+- the disk fills up at each output in turn: exit 2, one line naming the file, the file as it was before and
+  every other earlier file still whole; the next run finishes;
+- Tune returns with trials unfinished (what Ctrl-C does to it): exit 130, how to resume, no trials.csv;
+- Ctrl-C during the retrain: exit 130; --resume finishes, keeping what the retrain had done;
+- wandb cannot even be imported: the sweep runs with tracking off and says so.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import sys
+
+import pytest
+import torch
+
+from sweep_util import SPACE
+
+# The sweep tests' space, with 2 epochs and no robustness evaluation after the retrain (seconds, not minutes).
+FIXED_SPACE = "\n".join(line for line in SPACE.replace("epochs: 4", "epochs: 2").splitlines()
+                        if not line.startswith("ood_val:")) + "\nood_val: {{test_images: 0}}\n"
+
+TRIALS = [  # config, status, epochs, val_loss per epoch, error
+    ({"lr": 0.01, "batch_size": 32, "scheduler": "cosine"}, "completed", [4.2, 4.0], ""),
+    ({"lr": 0.001, "batch_size": 64, "scheduler": "step", "step_size": 1}, "stopped_early", [4.5], ""),
+    ({"lr": 0.1, "batch_size": 32, "scheduler": "cosine"}, "errored", [4.4], "RuntimeError: injected"),
+]
+
+
+def _fake_run(unfinished=()):
+    from sweep.ray_adapter import SweepRun
+
+    trials, histories = [], {}
+    for i, (config, status, losses, error) in enumerate(TRIALS):
+        tid = f"t{i}"
+        hist = [{"epoch": e, "training_iteration": e, "val_loss": v, "train_loss": v, "val_acc": 0.1,
+                 "train_acc": 0.1, "lr": config["lr"], "epoch_time_s": 1.0, "images_per_s": 100.0,
+                 "time_this_iter_s": 1.0, "timestamp": 1000 + e} for e, v in enumerate(losses, 1)]
+        metrics = {**hist[-1], "done": tid not in unfinished and status != "errored", "time_total_s": 2.0}
+        trials.append({"trial_id": tid, "status": status, "error": error, "epochs": len(losses), "config": config,
+                       "metrics": metrics, "path": f"/nowhere/trial_{tid}", "checkpoint": None})
+        histories[tid] = hist
+    return SweepRun(trials, histories, "/nowhere", list(unfinished))
+
+
+def _fake_ray(mp, sweeps: dict) -> None:
+    from sweep import ray_adapter
+
+    for var in ("WANDB_SILENT", "WANDB_DIR", "WANDB_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
+        mp.setenv(var, os.environ.get(var, ""))  # restored afterwards, whatever the pipeline sets
+    mp.setattr(ray_adapter, "start", lambda *a, **k: {"cpu": 2.0, "gpu": 0.0, "nodes": 1})
+    mp.setattr(ray_adapter, "experiment_exists", lambda path: True)
+    mp.setattr(ray_adapter, "run_sweep", lambda *a, **k: sweeps["run"])
+
+
+def _main(folder, npz, extra) -> int:
+    from sweep import cli
+
+    (folder / "space.yaml").write_text(FIXED_SPACE.format(name="pf", n=len(TRIALS)))
+    try:
+        return cli.main(["--space", str(folder / "space.yaml"), "--data", npz, "--results-dir",
+                         str(folder / "results"), *extra])
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, synth_npz):
+    """A results folder as a finished sweep leaves it (made once; tests work on copies)."""
+    tmp = tmp_path_factory.mktemp("finished")
+    with pytest.MonkeyPatch.context() as mp:
+        _fake_ray(mp, {"run": _fake_run()})
+        assert _main(tmp, synth_npz, ["--wandb", "off"]) == 0
+    return tmp / "results" / "pf"
+
+
+@pytest.fixture
+def orchestrate(monkeypatch, tmp_path, synth_npz):
+    """Run orchestrator.py's main here with a fake Ray; returns (exit status, stdout, stderr, results folder)."""
+    sweeps = {}
+    _fake_ray(monkeypatch, sweeps)
+
+    def run(*extra, capsys, sweep=None):
+        sweeps["run"] = sweep or _fake_run()
+        rc = _main(tmp_path, synth_npz, extra)
+        out = capsys.readouterr()
+        return rc, out.out, out.err, tmp_path / "results" / "pf"
+
+    return run
+
+
+def _whole(path) -> bool:
+    """The file is complete: it parses as what its name says."""
+    if path.endswith(".json"):
+        json.load(open(path))
+    elif path.endswith(".pt"):
+        torch.load(path, weights_only=True)
+    elif path.endswith(".png"):
+        data = open(path, "rb").read()
+        assert data.startswith(b"\x89PNG") and data.rstrip().endswith(b"IEND\xaeB`\x82")
+    elif path.endswith((".csv", ".md")):
+        assert open(path).read().endswith("\n")
+    return True
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {os.path.relpath(os.path.join(d, n), folder): open(os.path.join(d, n), "rb").read()
+            for d, _, names in os.walk(folder) for n in names}
+
+
+def _disk_full_at(monkeypatch, name):
+    from trainables import atomic
+
+    real = atomic.atomic_path
+
+    @contextlib.contextmanager
+    def atomic_path(path):
+        with real(path) as tmp:
+            yield tmp
+            if os.path.basename(os.fspath(path)) == name:
+                with open(tmp, "rb+") as f:
+                    f.truncate(os.path.getsize(tmp) // 2)  # half of it reached the disk, then it was full
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic, "atomic_path", atomic_path)
+
+
+OUTPUTS = ["sweep.json", "trials.csv", "history.csv", "best.json", "model_seed0.pt", "metrics.json", "curves.png",
+           "params.png", "report.md"]
+
+
+@pytest.mark.parametrize("name", OUTPUTS)
+def test_disk_full_at_each_output(name, finished, orchestrate, capsys, tmp_path):
+    folder = tmp_path / "results" / "pf"
+    shutil.copytree(finished, folder)
+    assert {"sweep.json", "trials.csv", "history.csv", "best.json", "final/model_seed0.pt", "final/metrics.json",
+            "plots/curves.png", "plots/params.png", "report.md"} <= set(_files(folder))
+    if name == "model_seed0.pt":
+        os.unlink(folder / "final" / "model_seed0.pt")  # so that the retrain runs again and saves it
+    before = _files(folder)
+    with pytest.MonkeyPatch.context() as full:
+        _disk_full_at(full, name)
+        rc, out, err, folder = orchestrate("--wandb", "off", "--resume", capsys=capsys)
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"error: '{folder}") and f"{name}': No space left on device" in lines[0], lines[0]
+    assert lines[0].endswith("--resume"), lines[0]  # how to go on once there is space
+    after = _files(folder)
+    target = next((k for k in before if os.path.basename(k) == name), None)
+    if target:
+        assert after[target] == before[target]  # the previous file, not half of the new one
+    for rel in before:
+        assert rel in after and _whole(os.path.join(folder, rel)), rel
+    assert not [k for k in after if k.endswith(".tmp")]
+    if name in ("trials.csv", "model_seed0.pt"):  # space again: the same command finishes
+        rc, out, err, folder = orchestrate("--wandb", "off", "--resume", capsys=capsys)
+        assert rc == 0, err
+
+
+def test_tune_returning_unfinished_trials_is_an_interruption(orchestrate, capsys):
+    """Ray Tune's own Ctrl-C handler makes fit() return normally, with trials still running."""
+    rc, out, err, folder = orchestrate("--wandb", "off", capsys=capsys, sweep=_fake_run(unfinished=["t0"]))
+    assert rc == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith("--wandb off --resume"), err
+    assert "Finished trials are saved" in err and "interrupted with 2 of 3 trials finished" in out
+    assert not (folder / "trials.csv").exists() and not (folder / "best.json").exists()
+
+
+def test_ctrl_c_during_the_retrain_then_resume(orchestrate, capsys):
+    from sweep import final
+
+    real = final.train_one
+
+    def interrupted(cfg, data, ckpt_path, *a, **k):
+        def stop_after_first_epoch(m, *rest):
+            if m["epoch"] == 1:
+                raise KeyboardInterrupt
+        return real(cfg, data, ckpt_path, stop_after_first_epoch)
+
+    with pytest.MonkeyPatch.context() as ctrl_c:
+        ctrl_c.setattr(final, "train_one", interrupted)
+        rc, out, err, folder = orchestrate("--wandb", "off", capsys=capsys)
+    assert rc == 130 and err.strip().splitlines()[-1].endswith("--resume"), err
+    assert (folder / "best.json").is_file() and (folder / "final" / "retrain_seed0.ckpt").is_file()
+    epoch1 = torch.load(folder / "final" / "retrain_seed0.ckpt", weights_only=True)["history"]
+    rc, out, err, folder = orchestrate("--wandb", "off", "--resume", capsys=capsys)
+    assert rc == 0, err
+    saved = torch.load(folder / "final" / "model_seed0.pt", weights_only=True)
+    assert saved["history"][:1] == epoch1  # epoch 1 kept from before the Ctrl-C, not trained again
+    assert not (folder / "final" / "retrain_seed0.ckpt").exists()
+
+
+def test_wandb_that_cannot_be_imported(orchestrate, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    rc, out, err, folder = orchestrate("--wandb", "offline", capsys=capsys)
+    assert rc == 0, err
+    assert "wandb could not be imported" in out and "tracking is off" in out
+    assert (folder / "report.md").is_file() and not (folder / "wandb").exists()
+
+
+def test_results_folder_is_copied_whole(tmp_path):
+    """(_files and _whole are what the checks above rest on.)"""
+    (tmp_path / "a.json").write_text("{}")
+    shutil.copy(tmp_path / "a.json", tmp_path / "b.json")
+    assert _files(tmp_path) == {"a.json": b"{}", "b.json": b"{}"} and _whole(str(tmp_path / "a.json"))
+
+
+def test_a_final_model_that_learnt_nothing_still_gets_its_robustness_report(tmp_path):
+    """Clean accuracy 0 (one retrain epoch on a hard set): the OOD/clean ratio is n/a, not a crash after the
+    retrain that lost final/metrics.json (found by tests/test_faults.py)."""
+    import numpy as np
+
+    from robustness.measure import accuracy_table
+    from robustness.ood import CORRUPTIONS
+    from robustness.report import write_report
+
+    result = accuracy_table(np.zeros((len(CORRUPTIONS), 10), np.int64), np.ones(2, np.int64), CORRUPTIONS, 0.0)
+    paths = write_report(result, str(tmp_path))
+    assert "OOD / clean = n/a" in open(paths["markdown"]).read()
