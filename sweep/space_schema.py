@@ -112,8 +112,13 @@ def read_yaml(text: str, shown: str) -> Any:
         where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise SpaceError(f"{where}: YAML syntax error: {what}") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: where it is, on one line
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        raise SpaceError(f"{shown}:{line}:{column}: YAML syntax error: character {exc.character!r} is not allowed "
+                         f"in YAML") from None
     except yaml.YAMLError as exc:
-        raise SpaceError(f"{shown}: YAML syntax error: {exc}") from None
+        raise SpaceError(f"{shown}: YAML syntax error: {' '.join(str(exc).split())}") from None
 
 
 # --- typed readers ------------------------------------------------------------------------------

@@ -363,3 +363,37 @@ def test_every_front_end_table_is_big_enough():
 
 def test_write_space_helper_is_the_sweep_tests_space(tmp_path):
     assert open(write_space(tmp_path, name="bad", n=4)).read() == SPACE.format(name="bad", n=4)
+
+
+# ---- any damage to the text of a YAML file (the structural mutations are tests/test_space_properties.py) ----
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+GOOD_YAML = SPACE.format(name="prop", n=4)
+DAMAGE = st.lists(st.tuples(st.integers(0, len(GOOD_YAML)), st.integers(0, 3),
+                            st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(list(":{}[]-#'\"\t\n &*!|>%@`,")),
+                                    max_size=3)), min_size=1, max_size=3)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(damage=DAMAGE)
+def test_any_damaged_yaml_text_loads_or_is_one_line_naming_the_file(tmp_path, damage):
+    """Characters inserted, deleted or replaced anywhere: a spec, or a SpaceError of one line that names the
+    file, and for a syntax error the line and column, inside the file."""
+    from sweep.space import SpaceError, load_space
+
+    text = GOOD_YAML
+    for at, cut, insert in damage:
+        text = text[:at] + insert + text[at + cut:]
+    path = tmp_path / "damaged.yaml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_space(str(path))
+    except SpaceError as exc:
+        msg = str(exc)
+        assert "\n" not in msg and msg.startswith(str(path)), msg
+        if "YAML syntax error" in msg:
+            line, col = (int(v) for v in msg[len(str(path)) + 1:].split(":")[:2])
+            assert 1 <= line <= text.count("\n") + 1 and col >= 1, msg
