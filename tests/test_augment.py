@@ -1,6 +1,4 @@
 """Batched augmentation: contracts, torchvision equivalence, per-image randomness, reproducibility."""
-import os
-import time
 
 import pytest
 import torch
@@ -231,34 +229,6 @@ def test_mix_both_on_uses_both_and_is_reproducible():
         kinds.add("cutmix" if pasted else "mixup")
         assert torch.equal(A.mix(x, y, c, gen(s))[0], xm)
     assert kinds == {"mixup", "cutmix"}
-
-
-@pytest.mark.skipif(not os.environ.get("AUG_BENCH"), reason="speed benchmark: set AUG_BENCH=1")
-def test_speed_vs_pil_loop():
-    """Part-3 augmentations on 256 images: batched vs the seed's per-image PIL transforms."""
-    from PIL import Image
-    from torchvision import transforms as T
-
-    x = images(256)
-    aug = A.BatchAugment(cfg(crop_padding=4, hflip=True, auto_augment="autoaugment", color_jitter=0.4))
-    pil = T.Compose([T.RandomCrop(32, 4), T.RandomHorizontalFlip(), T.AutoAugment(T.AutoAugmentPolicy.CIFAR10),
-                     T.ColorJitter(0.4, 0.4, 0.4, 0.1), T.ToTensor(), T.Normalize(MEAN, STD)])
-    pics = [Image.fromarray(a.permute(1, 2, 0).numpy()) for a in x]
-    g = gen()
-
-    def rate(fn):
-        fn()
-        times = []
-        for _ in range(7):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return 256 / sorted(times)[3]
-
-    torch.set_num_threads(int(os.environ.get("AUG_BENCH_THREADS", 2)))  # what a trial gets on this box
-    ours, seed = rate(lambda: aug(x, g)), rate(lambda: torch.stack([pil(p) for p in pics]))
-    print(f"\nbatched {ours:.0f} img/s, PIL loop {seed:.0f} img/s (torch threads {torch.get_num_threads()})")
-    assert ours > seed
 
 
 def test_thread_count_restored():
