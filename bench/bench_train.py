@@ -50,6 +50,22 @@ def bench_engine(model: str, x: np.ndarray, y: np.ndarray, batch_size: int, batc
     return timed["images_per_s"]
 
 
+def bench_augment_only(x: np.ndarray, y: np.ndarray, batch_size: int, batches: int) -> float:
+    """The engine's part-3 augmentation + mixup alone, in the training process (no model)."""
+    from trainables.augment import BatchAugment, mix
+
+    cfg = part3_config("simple_cnn", batch_size)
+    device = resolve_device(cfg.device)
+    aug, g = BatchAugment(cfg), torch.Generator()
+    xt, yt = torch.from_numpy(x).to(device).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y).to(device)
+    aug(xt[:batch_size], g)  # warm-up
+    start = time.perf_counter()
+    for b in range(batches):
+        xb, *_ = mix(aug(xt[b * batch_size:(b + 1) * batch_size], g), yt[b * batch_size:(b + 1) * batch_size], cfg, g)
+    xb.sum().item()  # waits for the device
+    return batches * batch_size / (time.perf_counter() - start)
+
+
 def bench_seed_way(model_name: str, x: np.ndarray, y: np.ndarray, batch_size: int, batches: int, warmup: int) -> float:
     from PIL import Image
     from torch.utils.data import DataLoader, Dataset
@@ -119,6 +135,7 @@ def main() -> None:
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
     print(f"device: {device} ({where}); torch {torch.__version__}; precision {amp_dtype('auto', device) or 'fp32'}; "
           f"batch {bs}; {args.batches} timed batches after {args.warmup} warm-up")
+    print(f"engine augmentation + mixup alone (no model): {bench_augment_only(x, y, bs, args.batches):.0f} img/s")
     print("| model | engine img/s | seed DataLoader img/s | ratio |")
     print("|---|---|---|---|")
     for model in args.models:

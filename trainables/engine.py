@@ -183,7 +183,7 @@ def train(config: TrainConfig | Mapping, report: Report | None = None, *, checkp
     if config.threads:
         torch.set_num_threads(config.threads)
     if checkpoint is not None:
-        ckpt.check_compatible(checkpoint["config"], config.to_dict())
+        ckpt.check_compatible(checkpoint.get("config", {}), config.to_dict())
     data = prepare_split(config, data)
     device = resolve_device(config.device)
     x_train = torch.from_numpy(data.x_train).to(device).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
