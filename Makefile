@@ -11,10 +11,10 @@ BIN      = $(VENV)/bin
 .PHONY: install sweep test test-all
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip
 
 install: $(BIN)/activate
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]'
 
 sweep: install
 	$(BIN)/python orchestrator.py --space $(SPACE) $(if $(DATA),--data $(DATA)) $(ARGS)
