@@ -43,9 +43,10 @@ def test_every_corruption_and_severity(images, name):
         # >= 3/4, not all: saturate rightly leaves a grey picture (CIFAR has some) as it is
         assert (diff > 0).mean() >= 0.75, f"{name} s{severity} left images unchanged: {diff}"
         change.append(diff.mean())
-    if name == "elastic_transform":
-        # CIFAR's table: s1 is a pure 2.6-pixel affine jitter, s5 a 1-pixel one plus local elastic warping.
-        # Pixel distance falls with severity while the damage to shapes grows; check both parts exist.
+    if name in ("elastic_transform", "saturate"):
+        # CIFAR's table: elastic s1 is a pure 2.6-pixel affine jitter, s5 a 1-pixel one plus local elastic
+        # warping; saturate s1 desaturates (x0.3) and s5 oversaturates (x2): pixel distance is not monotonic in
+        # severity for either (it depends on the images), while the damage grows; check both ends change.
         assert change[0] > 0 and change[4] > 0
     else:
         assert change[4] > change[0], f"{name}: severity 5 changed less than 1 ({change})"
