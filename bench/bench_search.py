@@ -167,6 +167,86 @@ def _reference_run(job) -> list[dict]:
     return [{k: m[k] for k in ("epoch", "val_acc", "epoch_time_s")} for m in train(cfg).history]
 
 
+def run_confirm(args) -> dict:
+    """Retrain each sweep's winner (within the budget) and the seed's recipes with 3 model seeds; report the
+    validation and the clean test accuracy. A winner picked as the max of many noisy 1,000-image validation
+    scores is optimistic; fresh seeds and the 10,000 test images are not. The test split is read only here."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    path = os.path.join(args.out, "confirm.json")
+    res = json.load(open(path)) if os.path.exists(path) else {}
+    jobs = {f"{r}/seed{k}": (REFERENCES.get(r) or ENQUEUED, k)
+            for r in ("recipe_literal", "recipe_part1") for k in args.seeds}
+    for strat in args.confirm:
+        for seed in args.seeds:
+            folder = os.path.join(args.out, "sweeps", f"{strat}_s{seed}")
+            cfg = winner_config(folder, args.budget, args.epochs)
+            for k in args.seeds if cfg else ():
+                jobs[f"{strat}_s{seed}/seed{k}"] = (cfg, k)
+    todo = [(name, job) for name, job in jobs.items() if name not in res]
+    say(f"confirm: {len(todo)} runs ({len(jobs) - len(todo)} done before)")
+    with ProcessPoolExecutor(2) as pool:
+        futures = {name: pool.submit(_confirm_run, (args.space, cfg, k, os.path.abspath(args.data)))
+                   for name, (cfg, k) in todo}
+        for name, fut in futures.items():
+            res[name] = {**fut.result(), "config": jobs[name][0]}
+            with open(path, "w") as f:
+                json.dump(res, f, indent=1)
+    return res
+
+
+def winner_config(folder: str, budget: int, epochs: int) -> dict | None:
+    """Searched values of the trial winner_within() picks (from trials.csv)."""
+    done = [(acc, tid) for _, tid, ep, acc in epochs_in_order(folder)[:budget] if ep == epochs and acc == acc]
+    if not done:
+        return None
+    tid = max(done)[1]
+    with open(os.path.join(folder, "sweep.json")) as f:
+        names = json.load(f)["param_names"]
+    with open(os.path.join(folder, "trials.csv"), newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["trial_id"] == tid)
+    return {n: row[n] for n in names if row[n] != ""}
+
+
+def _confirm_run(job) -> dict:
+    from sweep.space import load_space
+    from trainables.data import load_arrays
+    from trainables.engine import evaluate, train
+
+    space, cfg, seed, data = job
+    spec = load_space(space, {"data.path": data})
+    config = spec.trial_config(cfg).replace(seed=seed)
+    arrays = load_arrays(data)
+    out = train(config, data=arrays)
+    test = evaluate(out.model, arrays.x_test, arrays.y_test, config.eval_batch_size)
+    return {"val_acc": out.metrics["val_acc"], "test_acc": test["acc"]}
+
+
+def confirm_table(res: dict, args) -> dict:
+    import numpy as np
+
+    groups: dict[str, list] = {}
+    for name, r in res.items():
+        run, _ = name.split("/")
+        strat = run.rsplit("_s", 1)[0] if not run.startswith("recipe") else run
+        groups.setdefault(strat, []).append((run, r))
+    out = {}
+    for strat, rows in groups.items():
+        per_run: dict[str, list] = {}
+        for run, r in rows:
+            per_run.setdefault(run, []).append(r)
+        out[strat] = {
+            "runs": {run: {"val_acc_mean": round(float(np.mean([r["val_acc"] for r in rs])), 4),
+                           "test_acc_mean": round(float(np.mean([r["test_acc"] for r in rs])), 4), "n": len(rs)}
+                     for run, rs in per_run.items()},
+            "test_acc_mean": round(float(np.mean([r["test_acc"] for _, r in rows])), 4),
+            "test_acc_std": round(float(np.std([r["test_acc"] for _, r in rows])), 4),
+            "val_acc_mean": round(float(np.mean([r["val_acc"] for _, r in rows])), 4),
+            "n": len(rows),
+        }
+    return out
+
+
 def run_concurrency(args) -> dict:
     """Same trials (random sampler, seed 0, no early stopping) as 2 at once x 1 thread and 1 x 2 threads."""
     e = args.epochs
@@ -206,6 +286,34 @@ def winner_within(folder: str, budget: int, epochs: int) -> float | None:
     counting only trials that finished inside the budget."""
     done = [acc for _, _, ep, acc in epochs_in_order(folder)[:budget] if ep == epochs and acc == acc]
     return max(done) if done else None
+
+
+def rung_predictiveness(folders: list[str], epochs: int) -> dict:
+    """Spearman correlation of val_acc after e epochs with val_acc after all epochs, over fully trained trials
+    of sweeps without early stopping: how well an ASHA rung at e ranks trials (evidence for grace_period)."""
+    import numpy as np
+
+    curves = []
+    for folder in folders:
+        with open(os.path.join(folder, "history.csv"), newline="") as f:
+            rows = list(csv.DictReader(f))
+        for tid in {r["trial_id"] for r in rows}:
+            accs = [float(r["val_acc"]) for r in sorted((r for r in rows if r["trial_id"] == tid),
+                                                        key=lambda r: int(float(r["training_iteration"])))]
+            if len(accs) == epochs:
+                curves.append(accs)
+    if len(curves) < 3:
+        return {}
+    arr = np.array(curves)
+    rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(float)  # noqa: E731
+    final = rank(arr[:, -1])
+    out = {"trials": len(curves)}
+    for e in range(1, epochs):
+        out[str(e)] = round(float(np.corrcoef(rank(arr[:, e - 1]), final)[0, 1]), 3)
+        # does the top third at epoch e contain the trial that is best at the end?
+        top = np.argsort(-arr[:, e - 1])[: max(1, len(arr) // 3)]
+        out[f"{e}_top_third_keeps_best"] = bool(int(np.argmax(arr[:, -1])) in top)
+    return out
 
 
 def first_reach(curve: list[float], target: float) -> int | None:
@@ -275,6 +383,11 @@ def report(args, ran: dict, ref: dict | None, conc: dict | None) -> dict:
             r["final_mean"] = float(np.mean(r["final_per_seed"]))
     if conc:
         summary["concurrency"] = concurrency_table(conc, args)
+    confirm = os.path.join(args.out, "confirm.json")
+    if os.path.exists(confirm):
+        summary["confirm"] = confirm_table(json.load(open(confirm)), args)
+    no_es = [os.path.join(args.out, "sweeps", n) for n, d in ran.items() if d["rc"] == 0 and n.startswith("random_s")]
+    summary["rung_predictiveness"] = rung_predictiveness(no_es, args.epochs)
     with open(args.summary, "w") as f:
         json.dump(summary, f, indent=1)
     plot(summary, curves, args.plot)
@@ -328,6 +441,13 @@ def print_tables(s: dict) -> None:
               f"target (<= 1/3 of (a)'s epochs) met: {s['target_met']}")
     for r, v in s.get("reference", {}).items():
         print(f"reference {r}: final val_acc per seed {v['final_per_seed']}, mean {v['final_mean']:.3f}")
+    if s.get("rung_predictiveness"):
+        print(f"rung predictiveness (Spearman of val_acc at epoch e vs last, random-search trials): "
+              f"{s['rung_predictiveness']}")
+    for name, v in s.get("confirm", {}).items():
+        print(f"retrained with {len(s['seeds'])} model seeds: {LABELS.get(name, name)}: test_acc {v['test_acc_mean']:.4f} "
+              f"+- {v['test_acc_std']:.4f}, val_acc {v['val_acc_mean']:.4f} (n={v['n']}); per sweep "
+              f"{ {k: x['test_acc_mean'] for k, x in v['runs'].items()} }")
     for row in s.get("concurrency", []):
         print(f"concurrency {row}")
 
@@ -346,7 +466,10 @@ def main() -> int:
     p.add_argument("--conc-trials", type=int, default=4)
     p.add_argument("--conc-reps", type=int, default=1)
     p.add_argument("--cpus", type=int, default=2)
-    p.add_argument("--stage", choices=("all", "sweeps", "reference", "concurrency", "report"), default="all")
+    p.add_argument("--confirm", nargs="+", default=["random", "tpe_asha"],
+                   help="strategies whose winners --stage confirm retrains with fresh seeds")
+    p.add_argument("--stage", choices=("all", "sweeps", "reference", "concurrency", "confirm", "report"),
+                   default="all")
     args = p.parse_args()
     from sweep.space import load_space
 
@@ -381,6 +504,8 @@ def main() -> int:
                 m = os.path.join(args.out, "sweeps", n, "bench.json")
                 if os.path.exists(m):
                     conc[n] = json.load(open(m))
+    if args.stage in ("all", "confirm"):
+        run_confirm(args)
     failed = [n for n, d in {**ran, **(conc or {})}.items() if d["rc"] != 0]
     report(args, ran, ref, conc)
     if failed:
