@@ -142,7 +142,7 @@ def run(args, overrides: dict, command: str) -> int:
     if len(run_.trials) < spec.trials.num_samples or run_.unfinished or interrupted:
         # Ctrl-C: Tune saved its state and returned with trials unfinished. Writing trials.csv and best.json
         # now would present a part of the sweep as the whole: tell how to resume instead (exit 130).
-        say(f"interrupted with {len(run_.trials) - len(run_.unfinished) - len(interrupted)} of "
+        say(f"interrupted with {len(run_.trials) - run_.unfinished - len(interrupted)} of "
             f"{spec.trials.num_samples} trials finished")
         raise KeyboardInterrupt
     _write_results(folder, run_, spec, manifest)

@@ -8,7 +8,7 @@ import logging
 import os
 import resource
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -27,6 +27,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
 
 class ClusterError(UserError):
@@ -148,27 +149,65 @@ def _catch_up(checkpoint, report) -> tuple[dict | None, bool]:
             tune.report(metrics)
         report(missed[-1], newer)
         return newer, finished is not None
+    if state is not None and state.get("stand_in"):  # nothing newer could be read after all: start over
+        state = None
     return state, finished is not None
 
 
-class _MarkFinished(tune.Callback):
-    """Writes FINISHED_MARK (the epochs done) into a trial's folder the moment Tune ends it (completed, or
-    stopped by ASHA): Ray's own record of that reaches the folder at its next sync, and after a kill -9 a
-    trial restored from the older record would train on. First among the callbacks: before anything prints."""
+class _DurableASHA(ASHAScheduler):
+    """ASHA that makes a trial's end durable before anyone is told of it (Tune tells the scheduler first, then
+    the searcher, then the callbacks that print it). Tune's own record of a finished trial reaches the results
+    folder at its next save: after a kill -9 a trial restored from the older record would train on, or one
+    it never recorded would be lost. So: a FINISHED_MARK (the epochs done) in the trial's folder, then Tune's
+    experiment state saved and synced, waiting for it."""
 
-    def on_trial_complete(self, iteration, trials, trial, **info):
+    def on_trial_complete(self, tune_controller, trial, result):
+        super().on_trial_complete(tune_controller, trial, result)
         fs, folder = trial.storage.storage_filesystem, trial.storage.trial_fs_path
         fs.create_dir(folder, recursive=True)
-        _write_mark(fs, os.path.join(folder, FINISHED_MARK), str(int((trial.last_result or {}).get(
-            "training_iteration", 0))))
+        _write_mark(fs, os.path.join(folder, FINISHED_MARK), str(int((result or {}).get("training_iteration", 0))))
+        tune_controller.checkpoint(force=True, wait=True)
 
 
-def _write_mark(fs, path: str, text: str) -> None:
-    """Temp name, then rename: a kill mid-write never leaves a half mark (which would not parse)."""
+def _write_mark(fs, path: str, data: str | bytes) -> None:
+    """Temp name, then rename: a kill mid-write never leaves half a file (which would not parse)."""
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
     with fs.open_output_stream(tmp) as f:
-        f.write(text.encode())
+        f.write(data.encode() if isinstance(data, str) else data)
     fs.move(tmp, path)
+
+
+def _stand_in_for_deleted_checkpoints(exp_path: str) -> None:
+    """Tune deletes a trial's previous checkpoint the moment it registers a new one, and saves its experiment
+    state (which names the checkpoint to restore from) a moment later: killed in between, the state names a
+    deleted checkpoint, Ray refuses to restore the trial and it ends `errored`, finished or not (measured with
+    bench/kill_resume.py). With num_to_keep=1 that can only be the one before the newest: put a stand-in there
+    holding the epochs it had, so the trial restores and _catch_up replays the newest from its saved metrics."""
+    import io
+
+    from pyarrow.fs import FileSystem, LocalFileSystem
+
+    fs, root = FileSystem.from_uri(exp_path) if "://" in exp_path else (LocalFileSystem(), exp_path)
+    for trial in fs.get_file_info(FileSelector(root, allow_not_found=True)):
+        if trial.type != FileType.Directory or not trial.base_name.startswith("trial_"):
+            continue
+        names = {i.base_name for i in fs.get_file_info(FileSelector(trial.path))
+                 if i.type == FileType.Directory and i.base_name.startswith("checkpoint_")}
+        if not names:
+            continue
+        newest = max(names)
+        before = f"checkpoint_{int(newest.removeprefix('checkpoint_')) - 1:06d}"
+        if before in names or before.endswith("-00001"):
+            continue
+        try:
+            state = _load_state(tune.Checkpoint(os.path.join(trial.path, newest), filesystem=fs))
+        except Exception:  # noqa: BLE001 - cut short by the kill: Ray restores from an earlier one, which exists
+            continue
+        buf = io.BytesIO()
+        torch.save({"epoch": state["epoch"] - 1, "history": state["history"][:state["epoch"] - 1],
+                    "stand_in": True}, buf)
+        fs.create_dir(os.path.join(trial.path, before))
+        _write_mark(fs, os.path.join(trial.path, before, CKPT_FILE), buf.getvalue())
 
 
 def _read_mark(text: str) -> dict:
@@ -183,7 +222,7 @@ class SweepRun:
     trials: list[dict]  # one per trial: id, status, error, config, last metrics, epochs
     histories: dict[str, list[dict]]  # trial id -> per-epoch metrics
     experiment_path: str
-    unfinished: list[str] = field(default_factory=list)  # ids of trials neither done nor errored: Tune was interrupted
+    unfinished: int = 0  # trials neither terminated nor errored: Tune was interrupted
 
 
 def experiment_exists(path: str) -> bool:
@@ -192,7 +231,6 @@ def experiment_exists(path: str) -> bool:
 
 def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: bool = False,
               callbacks: list | None = None, verbose: int = 1) -> SweepRun:
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
     res = spec.resources
@@ -201,13 +239,14 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
     )
     exp_path = os.path.join(storage_path, spec.name)
     if resume:
+        _stand_in_for_deleted_checkpoints(exp_path)
         tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         search = OptunaSearch(
             space=spec.define_by_run, metric=spec.metric, mode=spec.mode, sampler=spec.make_sampler(),
             points_to_evaluate=spec.points_to_evaluate or None,
         )
-        asha = ASHAScheduler(
+        asha = _DurableASHA(
             time_attr="training_iteration", metric=spec.metric, mode=spec.mode, max_t=spec.epochs,
             grace_period=spec.asha.grace_period, reduction_factor=spec.asha.reduction_factor,
         )
@@ -221,7 +260,7 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
             ),
             run_config=tune.RunConfig(
                 name=spec.name, storage_path=storage_path, verbose=verbose,
-                callbacks=[_MarkFinished(), *(callbacks or [])],
+                callbacks=callbacks,
                 # 1, not more: Tune saves and syncs its experiment state to the results folder after every
                 # num_to_keep checkpoints of a trial (else every >= 10 s), so after each epoch of any trial a
                 # kill -9 loses nothing Tune knew. (_catch_up covers the moment between the two.)
@@ -230,15 +269,17 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
             ),
         )
     grid = tuner.fit()
-    return _collect(grid, spec.epochs, exp_path)
+    # Ctrl-C makes fit() return normally with trials still running: count them by Tune's own status (not by
+    # `done` in their last result: a restored trial that ended without a new one keeps it False).
+    return _collect(grid, spec.epochs, exp_path, len(grid) - grid.num_terminated - grid.num_errors)
 
 
 def _short_name(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _collect(grid, max_epochs: int, exp_path: str) -> SweepRun:
-    trials, histories, unfinished = [], {}, []
+def _collect(grid, max_epochs: int, exp_path: str, unfinished: int) -> SweepRun:
+    trials, histories = [], {}
     for result in grid:
         metrics = dict(result.metrics or {})
         tid = metrics.get("trial_id") or os.path.basename(result.path).removeprefix("trial_")
@@ -257,8 +298,6 @@ def _collect(grid, max_epochs: int, exp_path: str) -> SweepRun:
                        "config": dict(result.config or {}), "metrics": metrics, "path": result.path,
                        "checkpoint": ckpt})
         histories[tid] = hist
-        if result.error is None and not metrics.get("done"):  # Tune marks the last result of a finished trial
-            unfinished.append(tid)
     return SweepRun(trials, histories, exp_path, unfinished)
 
 

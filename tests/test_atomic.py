@@ -28,6 +28,7 @@ ALLOWED = {
     ("sweep/pipeline.py", "probe"): "a probe of whether the results folder is writable; deleted at once",
     ("sweep/ray_adapter.py", "os.path.join(d, CKPT_FILE)"): "a private TemporaryDirectory Ray copies as a checkpoint",
     ("robustness/download.py", "part"): "<name>.part, renamed only once its sha256 is verified",
+    ("sweep/ray_adapter.py", "buf"): "an in-memory buffer, then written through a temporary name",
 }
 TEMP_NAMES = ("tmp", "fd")  # atomic_path / mkstemp temporaries, renamed over the target once complete
 

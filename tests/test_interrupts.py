@@ -1,78 +1,112 @@
-"""Ctrl-C, then --resume; then a resume that hits a full disk: no finished trial is lost or re-run.
+"""Ctrl-C, kill -9 and a full disk, one after another on ONE sweep: no finished trial is lost or re-run.
 
-One sweep, three runs of the orchestrator:
-1. SIGINT (what Ctrl-C sends) once two trials are done: exit 130, how to resume is printed, and no
+1. SIGINT (what Ctrl-C sends) once a trial has finished: exit 130, how to resume is printed, and no
    trials.csv / best.json presents the part as the whole.
-2. The same command plus --resume: exit 0, every trial once, the finished ones not trained again.
-3. --resume again with the disk "full" when trials.csv is rewritten (sitecustomize in tests/inject): exit
-   2, one line naming the file, every earlier result byte for byte as it was.
+2. The same command plus --resume, killed with SIGKILL (driver, Ray and every worker) the moment the console
+   reports one more finished trial: the worst time, since Tune's own record of it may not be on disk yet.
+3. --resume again: exit 0, every trial exactly once, and every trial that had finished before a kill is
+   neither trained again nor continued: each epoch's own timing is the one saved before the kill, to the
+   last digit (an epoch trained again would have taken its own time).
+4. --resume once more with the disk "full" when trials.csv is rewritten (tests/inject/sitecustomize.py):
+   exit 2, one line naming the file, every earlier result byte for byte as it was.
 """
 from __future__ import annotations
 
 import glob
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+import torch
 
 from sweep_util import ROOT, orchestrate, read_csv, write_space
-from test_resume import finished_trials
 
 N_TRIALS = 6
 INJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inject")
 
 
-@pytest.fixture(scope="module")
-def interrupted(tmp_path_factory, synth_npz):
-    tmp = tmp_path_factory.mktemp("interrupt")
-    space = write_space(tmp, name="ctrlc", n=N_TRIALS)
-    results = tmp / "results"
-    args = ["--space", space, "--data", synth_npz, "--results-dir", str(results), "--wandb", "off", "--cpus", "2"]
-    storage = str(results / "ctrlc" / "ray" / "ctrlc")
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "orchestrator.py"), *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def saved_history(trial_dir: str) -> list[dict]:
+    """Every epoch's metrics as the trial saved them: its newest readable checkpoint's history."""
+    for ckpt in sorted(glob.glob(os.path.join(trial_dir, "checkpoint_*")), reverse=True):
+        try:
+            return torch.load(os.path.join(ckpt, "state.pt"), weights_only=True)["history"]
+        except Exception:  # noqa: BLE001 - cut short by the kill
+            continue
+    return []
+
+
+def run_until_finished(cmd, n: int, sig) -> tuple[int, str, list[str]]:
+    """Run cmd in its own session; send `sig` to it (SIGINT: the orchestrator alone, as `kill -INT PID`;
+    SIGKILL: the whole session) the moment the console has reported n finished trials."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    finished, lines = [], []
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline and len(finished_trials(storage)) < 2 and proc.poll() is None:
-            time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)  # to the orchestrator alone, as `kill -INT PID` does
-        out, err = proc.communicate(timeout=180)
+        for line in proc.stdout:
+            lines.append(line)
+            found = re.search(r"Trial trial_(\w+) completed after", line)
+            if found:
+                finished.append(found.group(1))
+                if len(finished) == n:
+                    if sig == signal.SIGKILL:
+                        os.killpg(proc.pid, sig)
+                        proc.wait()
+                        return proc.returncode, "".join(lines), finished
+                    proc.send_signal(sig)
+                    break
+        lines.append(proc.communicate(timeout=300)[0])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return {"args": args, "results": results / "ctrlc", "storage": storage, "rc": proc.returncode,
-            "out": out, "err": err, "before": finished_trials(storage)}
-
-
-def test_ctrl_c_says_how_to_resume(interrupted):
-    r = interrupted
-    assert r["rc"] == 130, r["out"][-3000:] + r["err"][-3000:]
-    assert "interrupted" in r["err"] and "--resume" in r["err"].splitlines()[-1], r["err"][-2000:]
-    assert "Traceback" not in r["err"]
-    assert 2 <= len(r["before"]) < N_TRIALS, "the interrupt came too late to test anything"
-    assert not (r["results"] / "trials.csv").exists() and not (r["results"] / "best.json").exists()
+    return proc.returncode, "".join(lines), finished
 
 
 @pytest.fixture(scope="module")
-def resumed(interrupted):
-    proc = orchestrate(*interrupted["args"], "--resume")
+def chain(tmp_path_factory, synth_npz):
+    tmp = tmp_path_factory.mktemp("interrupt")
+    space = write_space(tmp, name="ctrlc", n=N_TRIALS)
+    results = tmp / "results"
+    args = ["--space", space, "--data", synth_npz, "--results-dir", str(results), "--wandb", "off", "--cpus", "2"]
+    storage = results / "ctrlc" / "ray" / "ctrlc"
+    cmd = [sys.executable, os.path.join(ROOT, "orchestrator.py"), *args]
+    saved = {}
+    ctrl_c = run_until_finished(cmd, 1, signal.SIGINT)
+    saved.update({t: saved_history(str(storage / f"trial_{t}")) for t in ctrl_c[2]})
+    no_results_after_ctrl_c = not (results / "ctrlc" / "trials.csv").exists()
+    kill = run_until_finished(cmd + ["--resume"], 1, signal.SIGKILL)
+    saved.update({t: saved_history(str(storage / f"trial_{t}")) for t in kill[2]})
+    resumed = orchestrate(*args, "--resume")
+    return {"args": args, "results": results / "ctrlc", "storage": storage, "ctrl_c": ctrl_c, "kill": kill,
+            "saved": saved, "no_results_after_ctrl_c": no_results_after_ctrl_c, "resumed": resumed}
+
+
+def test_ctrl_c_says_how_to_resume(chain):
+    rc, out, finished = chain["ctrl_c"]
+    assert rc == 130, out[-3000:]
+    assert "interrupted" in out and out.strip().splitlines()[-1].strip().endswith("--resume"), out[-2000:]
+    assert "Traceback" not in out
+    assert finished and chain["no_results_after_ctrl_c"]  # no trials.csv presenting part of a sweep as all of it
+
+
+def test_resume_after_ctrl_c_and_kill_9_finishes_without_rerunning(chain):
+    assert chain["kill"][0] == -signal.SIGKILL and chain["kill"][2], chain["kill"][1][-2000:]
+    proc = chain["resumed"]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
-
-
-def test_resume_after_ctrl_c_finishes_without_rerunning(interrupted, resumed):
-    after = finished_trials(interrupted["storage"])
-    for trial, n in interrupted["before"].items():
-        assert after[trial] == n, f"{trial} was re-run after the resume"
-    rows = read_csv(interrupted["results"] / "trials.csv")
+    assert "resuming" in proc.stdout
+    rows = read_csv(chain["results"] / "trials.csv")
     assert len(rows) == N_TRIALS == len({r["trial_id"] for r in rows})
-    assert len(glob.glob(os.path.join(interrupted["storage"], "*", "result.json"))) == N_TRIALS
-    assert (interrupted["results"] / "final" / "metrics.json").is_file()
+    assert len(glob.glob(str(chain["storage"] / "*" / "result.json"))) == N_TRIALS
+    history = read_csv(chain["results"] / "history.csv")
+    assert len(chain["saved"]) >= 2
+    for trial, saved in chain["saved"].items():
+        after = [float(h["epoch_time_s"]) for h in history if h["trial_id"] == trial]
+        assert after == [m["epoch_time_s"] for m in saved], f"{trial} was trained again after a resume"
+    assert (chain["results"] / "final" / "metrics.json").is_file()
 
 
 def _digests(folder) -> dict[str, str]:
@@ -85,15 +119,16 @@ def _digests(folder) -> dict[str, str]:
     return out
 
 
-def test_disk_full_on_resume_keeps_every_result(interrupted, resumed):
-    before = _digests(interrupted["results"])
+def test_disk_full_on_resume_keeps_every_result(chain):
+    assert chain["resumed"].returncode == 0
+    before = _digests(chain["results"])
     assert {"trials.csv", "best.json", "report.md", "sweep.json", "final/metrics.json"} <= set(before)
-    proc = orchestrate(*interrupted["args"], "--resume",
+    proc = orchestrate(*chain["args"], "--resume",
                        env={"PYTHONPATH": os.pathsep.join([INJECT, ROOT]), "FAULT_ENOSPC": "trials.csv"})
     assert proc.returncode == 2, proc.stdout[-3000:] + proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "trials.csv" in last and "No space left on device" in last, proc.stderr
     assert "Traceback" not in proc.stderr
-    after = _digests(interrupted["results"])
+    after = _digests(chain["results"])
     after.pop("sweep.json"), before.pop("sweep.json")  # rewritten on every run (its command and time)
     assert after == before

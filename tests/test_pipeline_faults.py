@@ -34,6 +34,7 @@ TRIALS = [  # config, status, epochs, val_loss per epoch, error
 
 
 def _fake_run(unfinished=()):
+    """Three trials as Ray would report them; `unfinished`: ids still running when Tune returned."""
     from sweep.ray_adapter import SweepRun
 
     trials, histories = [], {}
@@ -46,7 +47,7 @@ def _fake_run(unfinished=()):
         trials.append({"trial_id": tid, "status": status, "error": error, "epochs": len(losses), "config": config,
                        "metrics": metrics, "path": f"/nowhere/trial_{tid}", "checkpoint": None})
         histories[tid] = hist
-    return SweepRun(trials, histories, "/nowhere", list(unfinished))
+    return SweepRun(trials, histories, "/nowhere", len(unfinished))
 
 
 def _fake_ray(mp, sweeps: dict) -> None:
