@@ -275,6 +275,8 @@ TRAINABLES = {
     "weights-of-another-model": (lambda c: _resnet(c, _weights(c, {"conv.weight": torch.zeros(3)})),
                                  ["weights.pth", "do not match"]),
     "weights-that-run-code": (lambda c: _resnet(c, _weights(c, {"w": Evil()})), ["weights.pth", "could not be read"]),
+    "out-under-a-file": (lambda c: ["--config", _config(c), "--out", str((c.tmp / "f").write_text("x") and
+                                                                       c.tmp / "f" / "out")], ["f/out", "Not a directory"]),
     "checkpoint-exists-no-resume": (lambda c: _checkpoint(c, {"epoch": 1}), ["checkpoint.pt", "--resume"]),
     "checkpoint-corrupt": (lambda c: _checkpoint(c, os.urandom(3000), "--resume"), ["checkpoint.pt", "could not be read"]),
     "checkpoint-not-a-checkpoint": (lambda c: _checkpoint(c, {"weights": torch.zeros(2)}, "--resume"),
@@ -291,7 +293,9 @@ def test_trainables_cli(name, case, capsys, monkeypatch):
 
     monkeypatch.chdir(case.tmp)
     build, words = TRAINABLES[name]
-    argv = [*build(case), "--out", str(case.tmp / "out")]
+    argv = build(case)
+    if "--out" not in argv:
+        argv += ["--out", str(case.tmp / "out")]
     if "--data" not in argv:
         argv += ["--data", case.npz]
     words = words(case) if callable(words) else words

@@ -70,13 +70,19 @@ def overrides(pairs: list[str]) -> dict:
 
 
 def main(argv=None) -> int:
-    from .errors import UserError
+    from .errors import UserError, write_error_message
 
     args = parse_args(argv)
     try:
         return run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # disk full, unwritable --out: the machine, not a bug
+        message = write_error_message(exc)
+        if message is None:
+            raise
+        print(f"error: {message}. Fix that, then continue with --resume", file=sys.stderr)
         return EXIT_USER_ERROR
 
 
