@@ -222,7 +222,7 @@ class SweepRun:
     trials: list[dict]  # one per trial: id, status, error, config, last metrics, epochs
     histories: dict[str, list[dict]]  # trial id -> per-epoch metrics
     experiment_path: str
-    unfinished: int = 0  # trials neither terminated nor errored: Tune was interrupted
+    unfinished: int = 0  # trials stopped before they finished (not errored): Tune was interrupted
 
 
 def experiment_exists(path: str) -> bool:
@@ -269,17 +269,15 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
             ),
         )
     grid = tuner.fit()
-    # Ctrl-C makes fit() return normally with trials still running: count them by Tune's own status (not by
-    # `done` in their last result: a restored trial that ended without a new one keeps it False).
-    return _collect(grid, spec.epochs, exp_path, len(grid) - grid.num_terminated - grid.num_errors)
+    return _collect(grid, spec.epochs, exp_path)
 
 
 def _short_name(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _collect(grid, max_epochs: int, exp_path: str, unfinished: int) -> SweepRun:
-    trials, histories = [], {}
+def _collect(grid, max_epochs: int, exp_path: str) -> SweepRun:
+    trials, histories, unfinished = [], {}, 0
     for result in grid:
         metrics = dict(result.metrics or {})
         tid = metrics.get("trial_id") or os.path.basename(result.path).removeprefix("trial_")
@@ -298,6 +296,12 @@ def _collect(grid, max_epochs: int, exp_path: str, unfinished: int) -> SweepRun:
                        "config": dict(result.config or {}), "metrics": metrics, "path": result.path,
                        "checkpoint": ckpt})
         histories[tid] = hist
+        # Ctrl-C makes fit() return normally, the trials it stopped marked TERMINATED like finished ones. A
+        # finished trial has a FINISHED_MARK (or, from before marks, `done`; a restored trial that ended
+        # without a new result keeps `done` False, so `done` alone is not enough).
+        marked = result.filesystem.get_file_info(os.path.join(result.path, FINISHED_MARK)).type != FileType.NotFound
+        if result.error is None and not marked and not metrics.get("done"):
+            unfinished += 1
     return SweepRun(trials, histories, exp_path, unfinished)
 
 
