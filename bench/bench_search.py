@@ -396,29 +396,38 @@ def report(args, ran: dict, ref: dict | None, conc: dict | None) -> dict:
 
 
 def plot(summary: dict, curves: dict, path: str) -> None:
+    """Left: the four strategies of the issue; right: variants of the default. Bands (min-max over seeds)
+    only for (a) and (c), to stay readable."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    panels = [[s for s in CORE if s in curves], [s for s in curves if s not in CORE]]
+    panels = [p for p in panels if p]
+    if len(panels) > 1:
+        panels[1] = [s for s in ("random", "tpe_asha") if s in curves] + panels[1]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.6), dpi=100, sharey=True, squeeze=False)
     x = np.arange(1, summary["budget_epochs"] + 1)
-    for s, c in curves.items():
-        arr = np.array([c[k] for k in sorted(c)])
-        line, = ax.plot(x, arr.mean(0), label=f"{LABELS.get(s, s)} (n={len(arr)})", lw=1.8)
-        ax.fill_between(x, arr.min(0), arr.max(0), color=line.get_color(), alpha=0.12)
-    for r, v in summary.get("reference", {}).items():
-        ax.axhline(v["final_mean"], ls="--", lw=1, color="grey" if r.endswith("literal") else "black",
-                   label=f"seed recipe, {r.split('_')[1]} step ({summary['epochs_per_trial']} epochs, "
-                         f"mean of {len(v['final_per_seed'])} seeds)")
-    if summary.get("random_best_mean"):
-        ax.axhline(summary["random_best_mean"], ls=":", lw=0.8, color="C0")
-    ax.set_xlabel("epochs spent by the sweep (all trials)")
-    ax.set_ylabel("best validation accuracy so far")
-    ax.set_title(f"{summary['task']}\nmean over sampler seeds, band = min-max", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    colours = {s: f"C{i}" for i, s in enumerate(curves)}
+    for ax, names in zip(axes[0], panels):
+        for s in names:
+            arr = np.array([curves[s][k] for k in sorted(curves[s])])
+            ax.plot(x, arr.mean(0), color=colours[s], lw=1.8, ls="--" if s == "tpe" else "-",
+                    label=f"{LABELS.get(s, s)} (n={len(arr)})")
+            if s in ("random", "tpe_asha"):
+                ax.fill_between(x, arr.min(0), arr.max(0), color=colours[s], alpha=0.12)
+        for r, v in summary.get("reference", {}).items():
+            ax.axhline(v["final_mean"], ls=":", lw=1.2, color="grey" if r.endswith("literal") else "black",
+                       label=f"seed recipe, {r.split('_')[1]} step, {summary['epochs_per_trial']} epochs "
+                             f"(mean of {len(v['final_per_seed'])} seeds)")
+        ax.set_xlabel("epochs spent by the sweep (all trials, in the order they finished)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("best validation accuracy so far")
+    fig.suptitle(f"{summary['task']}: mean over {len(summary['seeds'])} sampler seeds, band = min-max",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
