@@ -206,7 +206,7 @@ def test_freeze_epochs_train_only_the_head(tiny_config):
         assert not torch.equal(state["classifier.weight"], init["classifier.weight"])
 
 
-@pytest.mark.parametrize("runtime", [dict(precision="bf16"), dict(precision="fp16"), dict(channels_last=True),
+@pytest.mark.parametrize("runtime", [dict(precision="bf16"), dict(precision="fp16"), dict(channels_last=False),
                                      dict(threads=1), pytest.param(dict(compile=True), marks=pytest.mark.slow)])
 def test_runtime_options_train(tiny_config, runtime):
     m = train(tiny_config(epochs=1, **runtime)).metrics

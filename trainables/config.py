@@ -55,7 +55,9 @@ class TrainConfig:
     corruption_aug: float = 0.0  # probability per image of a CIFAR-C-style corruption (AugMix spirit)
     # runtime
     precision: str = "auto"
-    channels_last: bool = False
+    # NHWC convolutions: 13-17% faster per step on this CPU for simple_cnn/bn_cnn, 2% for resnet18_cifar
+    # (python bench/bench_train.py), and the layout tensor cores want with AMP on a GPU.
+    channels_last: bool = True
     compile: bool = False
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
