@@ -61,6 +61,8 @@ def strategies(epochs: int, budget: int, asha_trials: int) -> dict[str, dict]:
         # variants of the default, run with --strategies
         "tpe_asha_enq": {"sampler.type": "tpe", **es, "enqueue": [ENQUEUED]},
         "tpe_asha_k4": {"sampler.type": "tpe", "sampler.n_startup_trials": 4, **es},
+        "tpe_k4": {"sampler.type": "tpe", "sampler.n_startup_trials": 4, **no_es},
+        "tpe_asha_k4_enq": {"sampler.type": "tpe", "sampler.n_startup_trials": 4, **es, "enqueue": [ENQUEUED]},
         "tpe_asha_k16": {"sampler.type": "tpe", "sampler.n_startup_trials": 16, **es},
         "tpe_asha_g3": {"sampler.type": "tpe", **es, "asha.grace_period": 3},
         "tpe_asha_rf2": {"sampler.type": "tpe", **es, "asha.reduction_factor": 2},
@@ -70,7 +72,9 @@ def strategies(epochs: int, budget: int, asha_trials: int) -> dict[str, dict]:
 CORE = ("random", "tpe", "tpe_asha", "random_asha")
 LABELS = {"random": "(a) random, no early stopping", "tpe": "(b) TPE, no early stopping",
           "tpe_asha": "(c) TPE + ASHA (default)", "random_asha": "(d) random + ASHA",
-          "tpe_asha_enq": "(e) TPE + ASHA, seed recipe enqueued", "tpe_asha_k4": "(f) TPE (4 random start-up) + ASHA"}
+          "tpe_asha_enq": "(e) TPE + ASHA, seed recipe enqueued", "tpe_asha_k4": "(f) TPE (4 random start-up) + ASHA",
+          "tpe_k4": "(g) TPE (4 random start-up), no early stopping",
+          "tpe_asha_k4_enq": "(h) TPE (4 random start-up) + ASHA, seed recipe enqueued"}
 
 
 def say(msg: str) -> None:
