@@ -5,9 +5,13 @@ Every sweep is a real `orchestrator.py` run (its main(), in this process, so Ray
 changed only by overrides of the sampler, ASHA and trial count:
 
     random        RandomSampler, no early stopping (ASHA with grace = epochs: one rung at max_t)
-    tpe           TPE, no early stopping
-    tpe_asha      TPE + ASHA (grace 1, reduction 3): the default
+    tpe           TPE (8 random start-up trials), no early stopping
+    tpe_asha      TPE (8 random start-up trials) + ASHA (grace 1, reduction 3): the default until this measurement
     random_asha   RandomSampler + ASHA
+    tpe_k4        TPE (4 random start-up trials), no early stopping
+    tpe_asha_k4   TPE (4 random start-up trials) + ASHA: the default now (it reached (a)'s best sooner)
+
+and, with --strategies, variants (seed recipe enqueued, other start-up counts, grace periods, reduction factors).
 
 Each strategy × seed is one sweep; the curve is the best val_acc seen so far against epochs spent
 (all trials' epochs in the order they finished), truncated at the common budget. Also measured: the
@@ -53,26 +57,31 @@ def strategies(epochs: int, budget: int, asha_trials: int) -> dict[str, dict]:
     full = budget // epochs
     no_es = {"asha.grace_period": epochs, "trials.num_samples": full}
     es = {"asha.grace_period": 1, "asha.reduction_factor": 3, "trials.num_samples": asha_trials}
+    k8, k4 = {"sampler.n_startup_trials": 8}, {"sampler.n_startup_trials": 4}
     return {
         "random": {"sampler.type": "random", **no_es},
-        "tpe": {"sampler.type": "tpe", **no_es},
-        "tpe_asha": {"sampler.type": "tpe", **es},
+        "tpe": {"sampler.type": "tpe", **k8, **no_es},
+        "tpe_asha": {"sampler.type": "tpe", **k8, **es},
         "random_asha": {"sampler.type": "random", **es},
+        # 4 random start-up trials instead of 8: the default since this measurement (proxy.yaml, part*.yaml)
+        "tpe_k4": {"sampler.type": "tpe", **k4, **no_es},
+        "tpe_asha_k4": {"sampler.type": "tpe", **k4, **es},
         # variants of the default, run with --strategies
-        "tpe_asha_enq": {"sampler.type": "tpe", **es, "enqueue": [ENQUEUED]},
-        "tpe_asha_k4": {"sampler.type": "tpe", "sampler.n_startup_trials": 4, **es},
-        "tpe_k4": {"sampler.type": "tpe", "sampler.n_startup_trials": 4, **no_es},
-        "tpe_asha_k4_enq": {"sampler.type": "tpe", "sampler.n_startup_trials": 4, **es, "enqueue": [ENQUEUED]},
+        "tpe_asha_enq": {"sampler.type": "tpe", **k8, **es, "enqueue": [ENQUEUED]},
+        "tpe_asha_k4_enq": {"sampler.type": "tpe", **k4, **es, "enqueue": [ENQUEUED]},
         "tpe_asha_k16": {"sampler.type": "tpe", "sampler.n_startup_trials": 16, **es},
-        "tpe_asha_g3": {"sampler.type": "tpe", **es, "asha.grace_period": 3},
-        "tpe_asha_rf2": {"sampler.type": "tpe", **es, "asha.reduction_factor": 2},
+        "tpe_asha_g3": {"sampler.type": "tpe", **k4, **es, "asha.grace_period": 3},
+        "tpe_asha_rf2": {"sampler.type": "tpe", **k4, **es, "asha.reduction_factor": 2},
     }
 
 
 CORE = ("random", "tpe", "tpe_asha", "random_asha")
-LABELS = {"random": "(a) random, no early stopping", "tpe": "(b) TPE, no early stopping",
-          "tpe_asha": "(c) TPE + ASHA (default)", "random_asha": "(d) random + ASHA",
-          "tpe_asha_enq": "(e) TPE + ASHA, seed recipe enqueued", "tpe_asha_k4": "(f) TPE (4 random start-up) + ASHA",
+DEFAULT = "tpe_asha_k4"  # what proxy.yaml (and part*.yaml) now do: TPE with 4 random start-up trials + ASHA
+LABELS = {"random": "(a) random, no early stopping", "tpe": "(b) TPE (8 random start-up), no early stopping",
+          "tpe_asha": "(c) TPE (8 random start-up) + ASHA: the default before this measurement",
+          "random_asha": "(d) random + ASHA",
+          "tpe_asha_enq": "(e) TPE (8 random start-up) + ASHA, seed recipe enqueued",
+          "tpe_asha_k4": "(f) TPE (4 random start-up) + ASHA: the default now",
           "tpe_k4": "(g) TPE (4 random start-up), no early stopping",
           "tpe_asha_k4_enq": "(h) TPE (4 random start-up) + ASHA, seed recipe enqueued"}
 
@@ -379,6 +388,11 @@ def report(args, ran: dict, ref: dict | None, conc: dict | None) -> dict:
         summary["ratio_a_over_c"] = round(a_epochs / c_reach, 2)
         summary["ratio_budget_over_c"] = round(budget / c_reach, 2)
         summary["target_met"] = c_reach * 3 <= a_epochs
+    d_reach = summary["strategies"].get(DEFAULT, {}).get("epochs_to_reach_random_best_mean_curve")
+    if a_epochs and d_reach:
+        summary["default"] = DEFAULT
+        summary["ratio_a_over_default"] = round(a_epochs / d_reach, 2)
+        summary["target_met_by_default"] = d_reach * 3 <= a_epochs
     if ref:
         summary["reference"] = {r: {"final_per_seed": [h[-1]["val_acc"] for _, h in sorted(v.items())],
                                     "best_per_seed": [max(m["val_acc"] for m in h) for _, h in sorted(v.items())]}
@@ -420,7 +434,7 @@ def plot(summary: dict, curves: dict, path: str) -> None:
             arr = np.array([curves[s][k] for k in sorted(curves[s])])
             ax.plot(x, arr.mean(0), color=colours[s], lw=1.8, ls="--" if s == "tpe" else "-",
                     label=f"{LABELS.get(s, s)} (n={len(arr)})")
-            if s in ("random", "tpe_asha"):
+            if s in ("random", "tpe_asha", DEFAULT):
                 ax.fill_between(x, arr.min(0), arr.max(0), color=colours[s], alpha=0.12)
         for r, v in summary.get("reference", {}).items():
             ax.axhline(v["final_mean"], ls=":", lw=1.2, color="grey" if r.endswith("literal") else "black",
@@ -452,6 +466,8 @@ def print_tables(s: dict) -> None:
     if "ratio_a_over_c" in s:
         print(f"\nratio (a)/(c): {s['ratio_a_over_c']} (budget/(c): {s['ratio_budget_over_c']}); "
               f"target (<= 1/3 of (a)'s epochs) met: {s['target_met']}")
+    if "ratio_a_over_default" in s:
+        print(f"ratio (a)/{LABELS[s['default']]}: {s['ratio_a_over_default']}; target met: {s['target_met_by_default']}")
     for r, v in s.get("reference", {}).items():
         print(f"reference {r}: final val_acc per seed {v['final_per_seed']}, mean {v['final_mean']:.3f}")
     if s.get("rung_predictiveness"):
@@ -473,13 +489,13 @@ def main() -> int:
     p.add_argument("--summary", default=SUMMARY)
     p.add_argument("--plot", default=PLOT)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--strategies", nargs="+", default=list(CORE))
+    p.add_argument("--strategies", nargs="+", default=[*CORE, "tpe_k4", DEFAULT])
     p.add_argument("--budget", type=int, default=72, help="epochs per sweep (all trials together)")
     p.add_argument("--asha-trials", type=int, default=30, help="trials of the ASHA sweeps (cut at --budget)")
     p.add_argument("--conc-trials", type=int, default=4)
     p.add_argument("--conc-reps", type=int, default=1)
     p.add_argument("--cpus", type=int, default=2)
-    p.add_argument("--confirm", nargs="+", default=["random", "tpe_asha"],
+    p.add_argument("--confirm", nargs="+", default=["random", "tpe_asha", DEFAULT],
                    help="strategies whose winners --stage confirm retrains with fresh seeds")
     p.add_argument("--stage", choices=("all", "sweeps", "reference", "concurrency", "confirm", "report"),
                    default="all")

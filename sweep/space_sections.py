@@ -21,7 +21,7 @@ SAMPLER_NEEDS = {"cmaes": ("cmaes",), "gp": ("scipy", "torch")}  # optuna import
 class Sampler:
     type: str = "tpe"
     seed: int = 0
-    n_startup_trials: int = 8
+    n_startup_trials: int = 4  # reached random search's best sooner than 8 (BENCHMARKS.md, "Search efficiency")
 
 
 @dataclass(frozen=True)
