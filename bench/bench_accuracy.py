@@ -38,14 +38,17 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--subset", type=int, default=10_000)
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe value for every model, e.g. --set optimizer=adamw --set lr=2e-3")
     args = p.parse_args()
+    overrides = dict(kv.split("=", 1) for kv in args.set)  # TrainConfig coerces and checks the strings
 
     arrays = load_arrays(args.data)
     print(f"{args.subset} stratified training images, {args.epochs} epochs, batch {args.batch_size}, CPU, fp32")
     print("| model | recipe | test acc | s/epoch | train img/s |")
     print("|---|---|---|---|---|")
     for model in args.models:
-        recipe = RECIPES.get(model, {})
+        recipe = {**RECIPES.get(model, {}), **overrides}
         cfg = TrainConfig.from_dict(model=model, epochs=args.epochs, batch_size=args.batch_size, subset=args.subset,
                                     val_fraction=0.0, crop_padding=4, hflip=True, device="cpu", precision="fp32",
                                     **recipe)
