@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 import torch
 
+from source_scan import ROOT, dotted_name as _name, sources
 from trainables import atomic
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOURCES = sorted([os.path.join(ROOT, "orchestrator.py")] + [
-    p for pkg in ("sweep", "trainables", "robustness") for p in glob.glob(os.path.join(ROOT, pkg, "*.py"))])
+SOURCES = sources(("sweep", "trainables", "robustness"))
 
 # (file, target expression) -> why it may write straight to its target
 ALLOWED = {
@@ -31,16 +30,6 @@ ALLOWED = {
     ("sweep/ray_adapter.py", "buf"): "an in-memory buffer, then written through a temporary name",
 }
 TEMP_NAMES = ("tmp", "fd")  # atomic_path / mkstemp temporaries, renamed over the target once complete
-
-
-def _name(func) -> str:
-    parts = []
-    while isinstance(func, ast.Attribute):
-        parts.append(func.attr)
-        func = func.value
-    if isinstance(func, ast.Name):
-        parts.append(func.id)
-    return ".".join(reversed(parts))
 
 
 def _write_targets(path):

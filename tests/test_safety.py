@@ -7,17 +7,14 @@ through an Unpickler subclass that restricts find_class, np.load never with allo
 from __future__ import annotations
 
 import ast
-import glob
 import importlib
 import os
 
 import pytest
 import yaml
+from source_scan import ROOT, dotted_name, sources
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SOURCES = sorted([os.path.join(ROOT, "orchestrator.py")] + [
-    p for pkg in ("sweep", "trainables", "robustness", "bench") for p in glob.glob(os.path.join(ROOT, pkg, "**", "*.py"),
-                                                                                    recursive=True)])
+SOURCES = sources(("sweep", "trainables", "robustness", "bench"), recursive=True)
 
 
 def _calls(path):
@@ -29,14 +26,7 @@ def _calls(path):
 
 def _name(func) -> str:
     """'torch.load' for torch.load(...), 'eval' for eval(...), '' for calls on expressions."""
-    parts = []
-    while isinstance(func, ast.Attribute):
-        parts.append(func.attr)
-        func = func.value
-    if isinstance(func, ast.Name):
-        parts.append(func.id)
-        return ".".join(reversed(parts))
-    return ""
+    return dotted_name(func, rooted=True)
 
 
 def _kw(call, name):
