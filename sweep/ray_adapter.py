@@ -9,7 +9,7 @@ import os
 import resource
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from pyarrow.fs import FileSelector, FileType
@@ -68,8 +68,7 @@ def _load_state(checkpoint) -> dict | None:
 
 def read_checkpoint(path: str) -> dict:
     """A trial's saved training state, from local or shared storage (or a cloud URI)."""
-    with tune.Checkpoint(path).as_directory() as d:
-        return torch.load(os.path.join(d, CKPT_FILE), map_location="cpu", weights_only=True)
+    return _load_state(tune.Checkpoint(path))
 
 
 def _trial(config: dict, data=None, extra_val=None) -> None:
@@ -325,9 +324,3 @@ def _error_line(err: BaseException) -> str:
         if line.strip():
             return line.strip()[:500]
     return type(err).__name__
-
-
-def run_remote(fn: Callable, resources: dict, *args, **kwargs):
-    """Run fn where the cluster has the resources (the retrain on a GPU node); block for its result."""
-    remote = ray.remote(num_cpus=resources.get("cpu", 1), num_gpus=resources.get("gpu", 0), max_retries=0)(fn)
-    return ray.get(remote.remote(*args, **kwargs))
