@@ -13,9 +13,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from trainables.__main__ import overrides as parse_set  # noqa: E402
 from trainables.config import TrainConfig  # noqa: E402
 from trainables.data import load_arrays  # noqa: E402
 from trainables.engine import evaluate, train  # noqa: E402
+from trainables.errors import UserError  # noqa: E402
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar100.npz")
 
@@ -41,7 +43,12 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value for every model, e.g. --set optimizer=adamw --set lr=2e-3")
     args = p.parse_args()
-    overrides = dict(kv.split("=", 1) for kv in args.set)  # TrainConfig coerces and checks the strings
+    try:  # bad --set values fail here, in one line, before any data is read or model trained
+        overrides = parse_set(args.set)
+        for model in args.models:
+            TrainConfig.from_dict({"model": model, **RECIPES.get(model, {}), **overrides})
+    except UserError as exc:
+        p.error(str(exc))
 
     arrays = load_arrays(args.data)
     print(f"{args.subset} stratified training images, {args.epochs} epochs, batch {args.batch_size}, CPU, fp32")
