@@ -1,11 +1,12 @@
 """One sweep end to end: validate everything → Ray Tune → result files → retrain → submission → report."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import sys
+import signal
 import time
 
 from trainables import atomic
@@ -13,11 +14,12 @@ from trainables.data import fingerprint, load_arrays
 from trainables.errors import UserError
 
 from . import ray_adapter, report, results, tracking
+from .api import SweepOutcome, SweepRequest
+from .console import Console, say
+from .deadline import Deadline
+from .outcome import Listeners, StopReason, StopRequested
+from .plan import make_plan
 from .space import load_space
-
-
-def say(msg: str) -> None:
-    print(f"[sweep] {msg}", flush=True)
 
 
 def _spec_hash(spec) -> str:
@@ -94,19 +96,38 @@ def _check_resources(spec, cluster: dict, address: str | None, storage_given: bo
                         f"node can read (shared filesystem) or a cloud URI, so trials can move between nodes")
 
 
-def run(args, overrides: dict, command: str) -> int:
-    spec = load_space(args.space, overrides)
-    if args.smoke_test:
+def run(req: SweepRequest) -> SweepOutcome:
+    t_start = time.time()
+    state = {"folder": "", "started": req.resume}
+    try:
+        with _scheduler_signals():
+            return _run(req, t_start, state)
+    except KeyboardInterrupt:
+        return SweepOutcome(state["folder"], state["started"], False, str(StopReason.CTRL_C))
+    except StopRequested as stop:
+        say(f"stopped ({stop.reason}) outside the trials; what was done is saved")
+        return SweepOutcome(state["folder"], state["started"], False, str(stop.reason))
+
+
+def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
+    spec = load_space(req.space, req.overrides)
+    if req.smoke:
         spec = spec.with_smoke()
-    folder = os.path.abspath(os.path.join(args.results_dir, spec.name))
-    storage = args.storage or os.path.join(folder, "ray")
-    restore = _check_folder(folder, spec, args.resume, storage)
+    folder = state["folder"] = os.path.abspath(os.path.join(req.results_dir, spec.name))
+    storage = req.storage or os.path.join(folder, "ray")
+    plan = make_plan(spec)
+    if req.plan_only:
+        for line in plan.lines(_measured_epoch_s(folder), req.job_s):
+            say(line)
+        return SweepOutcome(folder, os.path.exists(os.path.join(folder, "sweep.json")), False, planned=plan.trials)
+    say(f"results folder: {folder}")
+    restore = _check_folder(folder, spec, req.resume, storage)
     data_path = os.path.abspath(spec.data.path)
     say(f"reading {data_path}")
     arrays = load_arrays(data_path, download=spec.data.download)
     fp = fingerprint(data_path) if os.path.isfile(data_path) else "torchvision-cifar-100"
     spec = spec.with_data_path(data_path)
-    if args.ood_dir or os.path.isdir(spec.data.ood_dir or ""):  # a damaged OOD set fails now, not after the sweep
+    if "data.ood_dir" in req.overrides or os.path.isdir(spec.data.ood_dir or ""):  # fail now, not after the sweep
         from robustness.ood import check_ood_dir
 
         check_ood_dir(spec.data.ood_dir)
@@ -118,66 +139,109 @@ def run(args, overrides: dict, command: str) -> int:
         say(f"OOD-aware tuning: {len(extra_val['ood_val'][1])} corrupted validation images "
             f"({', '.join(spec.ood_val.corruptions)} at severities {list(spec.ood_val.severities)})")
 
-    track = tracking.resolve(args.wandb, project="cifar-sweep", group=spec.name, folder=folder)
+    track = tracking.resolve(req.wandb, project="cifar-sweep", group=spec.name, folder=folder)
     if track.note:
         say(track.note)
-    cluster = ray_adapter.start(args.address, num_cpus=args.cpus)
-    say(f"Ray {'cluster ' + args.address if args.address else 'started locally'}: "
-        f"{cluster['cpu']:g} CPUs, {cluster['gpu']:g} GPUs, {cluster['nodes']} node(s)")
-    spec = _cpu_fallback(spec, cluster, args.address)
-    _check_resources(spec, cluster, args.address, bool(args.storage))
+    cluster = ray_adapter.start(req.address, num_cpus=req.cpus, log_dir=os.path.join(folder, "logs"))
+    say(f"Ray {'cluster ' + req.address if req.address else 'started locally'}: "
+        f"{cluster['cpu']:g} CPUs, {cluster['gpu']:g} GPUs, {cluster['nodes']} node(s); its own log: "
+        f"{os.path.join(folder, 'logs')}")
+    spec = _cpu_fallback(spec, cluster, req.address)
+    _check_resources(spec, cluster, req.address, bool(req.storage))
 
     manifest = {"spec": spec.to_dict(), "spec_hash": _spec_hash(spec), "param_names": list(spec.param_names),
-                "command": command, "commit": atomic.git_commit(), "storage": storage,
+                "command": req.command, "commit": atomic.git_commit(), "storage": storage,
                 "data": {"path": data_path, "fingerprint": fp}, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-    if args.resume:
+    if req.resume:
         say(f"resuming the sweep in {folder}")
     atomic.write_json(os.path.join(folder, "sweep.json"), manifest)
-    args.sweep_started = True  # from here on, an interrupted run continues with --resume
+    state["started"] = True  # from here on, an interrupted run continues with --resume
+    for line in plan.lines(_measured_epoch_s(folder), req.job_s):
+        say(line)
 
+    deadline = Deadline(req.time_limit_s, ray_adapter.request_stop, t0=t_start) if req.time_limit_s else None
+    track_listener = tracking.trial_listener(track)
+    listeners = Listeners([Console(spec.metric, spec.mode, plan, list(spec.param_names), req.status_every_s),
+                           track_listener] + ([deadline] if deadline else []))
     t0 = time.time()
     run_ = ray_adapter.run_sweep(spec, storage_path=storage, data=arrays, extra_val=extra_val, resume=restore,
-                                 callbacks=tracking.trial_callbacks(track), verbose=1)
-    interrupted = [t for t in run_.trials if t["status"] == "errored" and "interrupt" in t["error"].lower()]
-    if len(run_.trials) < spec.trials.num_samples or run_.unfinished or interrupted:
-        # Ctrl-C: Tune saved its state and returned with trials unfinished. Writing trials.csv and best.json
-        # now would present a part of the sweep as the whole: tell how to resume instead (exit 130).
-        say(f"interrupted with {len(run_.trials) - run_.unfinished - len(interrupted)} of "
-            f"{spec.trials.num_samples} trials finished")
-        raise KeyboardInterrupt
-    _write_results(folder, run_, spec, manifest)
-    say(f"sweep finished in {time.time() - t0:.0f}s: {len(run_.trials)} trials; results in {folder}")
-    if not args.no_retrain and spec.retrain.enabled and os.path.exists(os.path.join(folder, "best.json")):
-        from .final import retrain_best
+                                 listener=listeners)
+    ended = run_.ended
+    listeners.close(interrupted=bool(run_.stop_reason))
+    if run_.stop_reason or len(ended) < spec.trials.num_samples:
+        reason = run_.stop_reason or str(StopReason.CTRL_C)
+        say(f"{'interrupted' if reason == str(StopReason.CTRL_C) else f'stopped ({reason})'} with {len(ended)} of "
+            f"{spec.trials.num_samples} trials finished; {len(run_.interrupted)} in flight keep their last "
+            f"finished epoch")
+        if reason != str(StopReason.CTRL_C):
+            # An unattended job's stop: leave what exists readable (interrupted trials marked so), never a best.json.
+            _write_tables(folder, run_, spec)
+            report.write_report(folder)
+        return SweepOutcome(folder, True, False, reason, trials=len(ended), planned=spec.trials.num_samples)
+    best = _write_results(folder, run_, spec, manifest)
+    say(f"sweep finished in {time.time() - t0:.0f}s: {len(run_.trials)} trials")
+    if req.retrain and spec.retrain.enabled and best is not None:
+        from .final import finalize
 
-        retrain_best(folder, spec, arrays, track, say)
+        finalize(folder, spec, arrays, track, robustness=req.robustness, deadline=deadline)
     report.write_report(folder)
     say(f"report: {os.path.join(folder, 'report.md')}")
-    return 0
+    say(f"results folder: {folder}")
+    return SweepOutcome(folder, True, True, best=best, trials=len(ended), planned=spec.trials.num_samples)
 
 
-def _write_results(folder: str, run_, spec, manifest: dict) -> None:
+@contextlib.contextmanager
+def _scheduler_signals():
+    """SGE's -notify (SIGUSR1/SIGUSR2), SLURM's --signal and SIGTERM stop the step at hand, resumably. (While
+    Tune runs, the adapter handles them the same way: trials keep their last epoch.)"""
+    def stop(signum, frame):
+        raise StopRequested(StopReason.SIGNAL)
+
+    sigs = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+    try:
+        previous = {s: signal.signal(s, stop) for s in sigs}
+    except ValueError:  # not the main thread (an embedding program): leave its handlers alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _measured_epoch_s(folder: str) -> float | None:
+    """Mean seconds per epoch in this sweep's history so far (a resumed or planned sweep), if any."""
+    path = os.path.join(folder, "history.csv")
+    if not os.path.exists(path):
+        return None
+    times = [float(r["epoch_time_s"]) for r in results.read_csv(path) if r.get("epoch_time_s")]
+    return sum(times) / len(times) if times else None
+
+
+def _write_tables(folder: str, run_, spec) -> None:
     rows = results.trial_rows(run_, spec)
     results.write_trials_csv(os.path.join(folder, "trials.csv"), rows)
-    names = ["epoch", "training_iteration", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-             "epoch_time_s", "images_per_s", "peak_rss_mb", "time_this_iter_s", "timestamp"]
-    extra = sorted({k for h in run_.histories.values() for r in h for k in r
-                    if k.endswith(("_acc", "_loss")) and k not in names})
-    results.write_history_csv(os.path.join(folder, "history.csv"), run_, names + extra)
+    results.write_history_csv(os.path.join(folder, "history.csv"), run_)
+
+
+def _write_results(folder: str, run_, spec, manifest: dict) -> dict | None:
+    _write_tables(folder, run_, spec)
     best = results.best_trial(run_, spec)
     if best is None:
         say("no trial finished with a finite metric: no best.json, nothing to retrain (see trials.csv)")
-        return
-    cfg = spec.trial_config(best["config"]).to_dict()
+        return None
+    cfg = spec.trial_config(best.config).to_dict()
+    value = results.rank_value(best, spec)
     best_json = {
-        "trial_id": best["trial_id"], "status": best["status"], "metric": spec.metric, "mode": spec.mode,
-        "value": best["metrics"][spec.metric],
-        "metrics": {k: v for k, v in best["metrics"].items() if isinstance(v, (int, float, str))},
+        "trial_id": best.trial_id, "status": str(best.status), "metric": spec.metric, "mode": spec.mode,
+        "value": value, "rule": results.rule_text(spec),
+        "metrics": {k: v for k, v in best.metrics.items() if isinstance(v, (int, float, str))},
         "config": cfg, "seed": cfg["seed"], "commit": manifest["commit"], "data": manifest["data"],
-        "checkpoint": best.get("checkpoint"), "sweep_command": manifest["command"],
+        "checkpoint": best.checkpoint, "sweep_command": manifest["command"],
         "retrain_command": f"python -m trainables --config {os.path.join(folder, 'best.json')} "
                            f"--data {manifest['data']['path']} --out {os.path.join(folder, 'alone')}",
     }
     atomic.write_json(os.path.join(folder, "best.json"), best_json)
-    say(f"best trial {best['trial_id']}: {spec.metric} = {best['metrics'][spec.metric]:.4f}")
-    sys.stdout.flush()
+    say(f"best trial {best.trial_id}: {spec.metric} = {value:.4f} ({results.rule_text(spec)})")
+    return best_json

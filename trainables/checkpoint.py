@@ -45,7 +45,7 @@ def check_compatible(saved: dict, config_dict: dict) -> None:
     for key, value in config_dict.items():
         if key not in RUNTIME_KEYS and key in saved and saved[key] != value:
             raise ConfigError(f"checkpoint was written with {key}={saved[key]!r} but this config has "
-                              f"{key}={value!r}; resume with the same config or start a new run")
+                              f"{key}={value!r}; resume with the same config or start a new run", key=key)
 
 
 def load(path: str) -> dict:

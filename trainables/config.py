@@ -18,6 +18,7 @@ SCHEDULERS = ("cosine", "onecycle", "step", "none")
 AUTO_AUGMENTS = ("none", "autoaugment", "randaugment", "trivialaugment")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+STEMS = ("auto", "cifar", "imagenet")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class TrainConfig:
     weights_path: str = ""  # local ImageNet weights file; empty = torchvision cache / download
     freeze_epochs: int = 0  # backbone frozen (head only) for the first N epochs
     backbone_lr_mult: float = 1.0  # discriminative LR: backbone gets lr * this
+    stem: str = "auto"  # torchvision backbones: cifar (3x3 stride 1, no max-pool) | imagenet | auto (the model's own)
+    input_size: int = 0  # >0: the model upsamples its 32x32 input to this on the device (0 = as is)
     # optimisation
     epochs: int = 50
     batch_size: int = 128
@@ -53,6 +56,13 @@ class TrainConfig:
     color_jitter: float = 0.0  # brightness/contrast/saturation strength; hue gets a quarter
     random_erasing: float = 0.0  # probability per image
     corruption_aug: float = 0.0  # probability per image of a CIFAR-C-style corruption (AugMix spirit)
+    augmix: bool = False  # AugMix (Hendrycks et al. 2020), per image; trainables/augmix.py
+    augmix_severity: int = 3
+    augmix_width: int = 3  # augmentation chains mixed per image
+    augmix_depth: int = 0  # ops per chain; 0 = random 1-3 per chain
+    augmix_alpha: float = 1.0  # Dirichlet / Beta concentration of the mixing weights
+    augmix_jsd: bool = True  # Jensen-Shannon consistency loss over (clean, augmix, augmix): 3x forward cost
+    augmix_jsd_weight: float = 12.0  # the paper's lambda
     # runtime
     precision: str = "auto"
     # NHWC convolutions: 13-17% faster per step on this CPU for simple_cnn/bn_cnn, 2% for resnet18_cifar
@@ -76,8 +86,8 @@ class TrainConfig:
         unknown = [k for k in raw if k not in names]
         if unknown:
             k = unknown[0]
-            raise ConfigError(f"unknown config key '{k}'{did_you_mean(k, names)}")
-        values = {k: _coerce(k, v, names[k].type) for k, v in raw.items()}
+            raise ConfigError(f"unknown config key '{k}'{did_you_mean(k, names)}", key=k)
+        values = {k: coerce(k, v, names[k].type) for k, v in raw.items()}
         cfg = cls(**values)
         cfg.validate()
         return cfg
@@ -118,30 +128,50 @@ class TrainConfig:
         _range("corruption_aug", self.corruption_aug, 0.0, 1.0)
         _range("freeze_epochs", self.freeze_epochs, 0, self.epochs)
         _range("backbone_lr_mult", self.backbone_lr_mult, 0.0, 10.0)
+        _choice("stem", self.stem, STEMS)
+        _range("input_size", self.input_size, 0, 1024)
+        _range("augmix_severity", self.augmix_severity, 1, 10)
+        _range("augmix_width", self.augmix_width, 1, 10)
+        _range("augmix_depth", self.augmix_depth, 0, 10)
+        _range("augmix_alpha", self.augmix_alpha, 0.0, 10.0, low_open=True)
+        _range("augmix_jsd_weight", self.augmix_jsd_weight, 0.0, 100.0)
         _range("threads", self.threads, 0, 1024)
         _range("seed", self.seed, 0, 2**31 - 1)
         _range("val_fraction", self.val_fraction, 0.0, 0.9)
         _range("subset", self.subset, 0, 10_000_000)
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
-            raise ConfigError("nesterov=true needs optimizer 'sgd' with momentum > 0")
+            raise ConfigError("nesterov=true needs optimizer 'sgd' with momentum > 0", key="nesterov")
         if self.weights_path and not self.pretrained:
-            raise ConfigError(f"weights_path '{self.weights_path}' is set but pretrained is false; set pretrained: true")
+            raise ConfigError(f"weights_path '{self.weights_path}' is set but pretrained is false; "
+                              f"set pretrained: true", key="weights_path")
         if self.pretrained:
             from .models import PRETRAINED
 
             if self.model not in PRETRAINED:
                 raise ConfigError(
                     f"pretrained=true: model '{self.model}' has no ImageNet weights; "
-                    f"choose one of {', '.join(PRETRAINED)}"
+                    f"choose one of {', '.join(PRETRAINED)}", key="pretrained"
                 )
+        from .models import option_error
+
+        problem = option_error(self.model, self.stem, self.input_size)
+        if problem:
+            raise ConfigError(problem[1], key=problem[0])
 
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+# What each field type accepts, in words (error messages here and in the search-space loader).
+TYPE_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a finite number", "str": "a string"}
 
 
-def _coerce(key: str, value: Any, typ: Any) -> Any:
-    """Tune/numpy scalars -> Python; numeric strings ('1e-4', which PyYAML leaves a str) -> numbers."""
+def coerce(key: str, value: Any, typ: Any) -> Any:
+    """The one coercion of a value for a field of type `typ` (bool/int/float/str, or the type itself); the
+    search-space loader uses it too, so a YAML value and a --set value mean the same thing everywhere.
+
+    Tune/numpy scalars -> Python; numeric strings ('1e-4', which PyYAML leaves a str) -> numbers;
+    true/false also as yes/no/on/off/1/0 (command-line text). Anything else: ConfigError naming `key`.
+    """
     typ = typ if isinstance(typ, str) else typ.__name__
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
         value = value.item()  # numpy / torch scalars
@@ -157,6 +187,8 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
         if typ == "int":
             if isinstance(value, bool):
                 raise ValueError
+            if isinstance(value, numbers.Integral):
+                return int(value)  # as is, however large: the range check says what is allowed
             if isinstance(value, str):
                 value = float(value.strip())
             if isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
@@ -173,17 +205,16 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
             if isinstance(value, str):
                 return value
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float(10**400)
         pass
     else:
         return value
-    kind = {"bool": "true or false", "int": "a whole number", "float": "a finite number", "str": "a string"}[typ]
-    raise ConfigError(f"config key '{key}': {value!r} is not {kind}")
+    raise ConfigError(f"config key '{key}': {value!r} is not {TYPE_WORDS[typ]}", key=key)
 
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(f"invalid {key} '{value}'; choose one of {', '.join(allowed)}")
+        raise ConfigError(f"invalid {key} '{value}'; choose one of {', '.join(allowed)}", key=key)
 
 
 def _range(key, value, low, high, low_open=False, high_open=False) -> None:
@@ -191,7 +222,7 @@ def _range(key, value, low, high, low_open=False, high_open=False) -> None:
     bad_high = value >= high if high_open else value > high
     if bad_low or bad_high:
         lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        raise ConfigError(f"config key '{key}': {value} is out of range; allowed {lo}{low}, {high}{hi}")
+        raise ConfigError(f"config key '{key}': {value} is out of range; allowed {lo}{low}, {high}{hi}", key=key)
 
 
 def config_fields() -> dict[str, str]:

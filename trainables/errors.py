@@ -3,6 +3,8 @@
 Anything raising one of these is the user's input, not a bug: front ends print the message
 alone (no traceback) and exit with status 2.
 """
+from __future__ import annotations
+
 import errno
 import os
 
@@ -12,7 +14,15 @@ class UserError(ValueError):
 
 
 class ConfigError(UserError):
-    pass
+    """A bad config value. `key` is the config key it is about (None: the config as a whole), so a caller
+    (the search-space loader) can point at the line that set it without parsing the message."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
+
+    def __reduce__(self):  # Ray pickles trial errors across processes: keep the key
+        return (ConfigError, (str(self), self.key))
 
 
 class DataError(UserError):

@@ -1,4 +1,6 @@
-"""One searched parameter: its distribution, its condition, and the one `trial.suggest_*` call."""
+"""One searched parameter: its distribution and its condition, parsed from a `params:` entry.
+
+Suggesting a value is define_by_run.py's job (the only `trial.suggest_*` calls)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,7 +9,8 @@ from typing import Any
 
 from trainables.errors import did_you_mean
 
-from .space_schema import FrozenDict, Invalid, field_value, join, mapping, number, show
+from .errors import Invalid
+from .values import FrozenDict, field_value, join, mapping, number, show
 
 DISTRIBUTIONS = {
     "uniform": ("low", "high", "step"),
@@ -52,13 +55,6 @@ class Param:
     def active(self, values: dict) -> bool:
         """Searched in a trial whose fixed + already-sampled values are `values`."""
         return all(k in values and values[k] in allowed for k, allowed in self.when.items())
-
-    def suggest(self, trial) -> Any:
-        if self.type == "choice":
-            return trial.suggest_categorical(self.name, list(self.values))
-        if self.type in ("int", "logint"):
-            return trial.suggest_int(self.name, self.low, self.high, step=self.step or 1, log=self.log)
-        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
 
     def to_dict(self) -> dict:
         out: dict[str, Any] = {"type": self.type}

@@ -1,25 +1,24 @@
 """The small sections of a search space: sampler, asha, trials, resources, retrain, data, ood_val.
 
-Each is a frozen dataclass whose defaults are the documented ones (search_spaces/README.md).
+Each is a frozen dataclass whose defaults are the documented ones (search_spaces/README.md); `read`
+builds them from the top-level mapping.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from trainables.errors import did_you_mean
 
-from .space_schema import Invalid, boolean, mapping, number, show, string
-
-SAMPLERS = ("tpe", "random", "cmaes", "gp")  # random ignores n_startup_trials, so switching type is one override
-SAMPLER_NEEDS = {"cmaes": ("cmaes",), "gp": ("scipy", "torch")}  # optuna imports these only when sampling
+from .errors import Invalid
+from .samplers import check_type
+from .values import boolean, mapping, number, show, string
 
 
 @dataclass(frozen=True)
 class Sampler:
-    type: str = "tpe"
+    type: str = "tpe"  # a key of samplers.SAMPLERS
     seed: int = 0
     n_startup_trials: int = 4  # reached random search's best sooner than 8 (BENCHMARKS.md, "Search efficiency")
 
@@ -27,8 +26,7 @@ class Sampler:
 @dataclass(frozen=True)
 class Asha:
     grace_period: int = 1
-    reduction_factor: float = 3
-    max_t: int = 50  # = fixed epochs; not a YAML key
+    reduction_factor: float = 3  # (max_t is fixed.epochs: SweepSpec.epochs)
 
 
 @dataclass(frozen=True)
@@ -71,14 +69,14 @@ class OodVal:
     seed: int = 0
 
 
-def read(raw: dict, epochs: int) -> dict[str, Any]:
-    """sampler/asha/trials/resources/retrain/data from a top-level mapping; `epochs` = fixed.epochs."""
-    _sampler_type(raw)
+def read(raw: dict, epochs: int, n_objectives: int = 1) -> dict[str, Any]:
+    """sampler/asha/trials/resources/retrain/data/ood_val from a top-level mapping; `epochs` = fixed.epochs."""
     whole = lambda minimum: lambda v, p: number(v, p, integer=True, minimum=minimum)  # noqa: E731
     parts = {
-        "sampler": _section(raw, "sampler", Sampler, {"type": lambda v, p: v, "seed": whole(0),
+        "sampler": _section(raw, "sampler", Sampler, {"type": lambda v, p: check_type(v, n_objectives),
+                                                      "seed": whole(0),
                                                       "n_startup_trials": whole(0)}),
-        "asha": _section(raw, "asha", Asha, {"grace_period": whole(1), "reduction_factor": _factor}, max_t=epochs),
+        "asha": _section(raw, "asha", Asha, {"grace_period": whole(1), "reduction_factor": _factor}),
         "trials": _section(raw, "trials", Trials, {"num_samples": whole(1), "max_concurrent": whole(1),
                                                    "max_failures": whole(0)}),
         "resources": _section(raw, "resources", Resources, {"cpu": lambda v, p: number(v, p, minimum=0),
@@ -103,18 +101,6 @@ def data_path(value: Any, path: str) -> str:
     return os.path.abspath(os.path.expanduser(text))  # absolute: Tune moves each trial's working directory
 
 
-def _sampler_type(raw: dict) -> str:
-    section = raw.get("sampler") or {}
-    kind = section.get("type", "tpe") if isinstance(section, dict) else "tpe"
-    if not isinstance(kind, str) or kind not in SAMPLERS:
-        raise Invalid("sampler.type", f"unknown sampler {show(kind)}{did_you_mean(kind, SAMPLERS)}")
-    missing = [m for m in SAMPLER_NEEDS.get(kind, ()) if importlib.util.find_spec(m) is None]
-    if missing:
-        raise Invalid("sampler.type", f"{kind} needs the package(s) {', '.join(missing)}: "
-                                      f"pip install {' '.join(missing)}, or use tpe or random")
-    return kind
-
-
 def _section(raw: dict, key: str, cls, readers: dict, **defaults):
     section = {} if raw.get(key) is None else raw[key]  # 'asha:' with nothing under it = defaults
     mapping(section, key, readers)
@@ -137,7 +123,7 @@ def _seeds(value: Any, path: str) -> tuple:
 
 
 def _corruptions(value: Any, path: str) -> tuple:
-    from robustness.ood import CORRUPTIONS
+    from trainables.corruption_table import NAMES as CORRUPTIONS  # the suite's corruptions: one table
 
     if not isinstance(value, list):
         raise Invalid(path, f"{show(value)} is not allowed; give a list of corruption names, e.g. "
