@@ -1,0 +1,55 @@
+"""report.md + report.html + optuna.journal, built only from a sweep's result files.
+
+sweep.json, trials.csv, history.csv, best.json, final/metrics.json and robustness/*/robustness.json are all
+it reads, so a report can be rebuilt at any time: `python -m sweep.report results/<name>`.
+"""
+from __future__ import annotations
+
+import os
+
+from trainables import atomic
+
+from . import folder as results_folder
+from . import html, plots, sections, views
+from .journal import JOURNAL, record_trials
+
+__all__ = ["write_report", "record_trials", "plot_curves", "plot_params"]
+
+
+def write_report(folder: str) -> str:
+    """Write report.md, report.html, plots/*.png and optuna.journal in `folder`; returns report.md's text."""
+    sweep = results_folder.load(folder)
+    plot_dir = os.path.join(folder, "plots")
+    extra = [m for m in ("val_acc", "ood_val_acc") if m != sweep.metric and sweep.has_metric(m)]
+    lines = sections.header(sweep) + sections.leaderboard(sweep, extra)
+    curves = plots.curves(sweep, [sweep.metric, *extra], os.path.join(plot_dir, "curves.png"))
+    lines += ["## Learning curves", "", f"![learning curves]({os.path.relpath(curves, folder)})", ""]
+    lines += sections.asha(sweep)
+    imp_lines, imp = views.importance(sweep, plot_dir)
+    lines += imp_lines + views.focus(sweep, imp, plot_dir) + views.parallel(sweep, plot_dir)
+    lines += views.slices(sweep, plot_dir) + views.pareto(sweep, plot_dir)
+    lines += sections.failures(sweep) + sections.final(sweep)
+    record_trials(folder)
+    lines += ["## The Optuna study", "", f"Every trial is recorded in `{JOURNAL}`; browse it with "
+              f"`optuna-dashboard {os.path.join(folder, JOURNAL)}` (`pip install -e '.[dashboard]'`).", ""]
+    text = "\n".join(lines) + "\n"
+    atomic.write_text(os.path.join(folder, "report.md"), text)
+    html.write_html(text, folder, f"Sweep {sweep.spec.get('name', '')}")
+    return text
+
+
+def plot_curves(history: list[dict], trials: list[dict], metric: str, path: str) -> str:
+    """Learning curves of `metric` from history.csv / trials.csv rows (one line per trial)."""
+    sweep = results_folder.Sweep(os.path.dirname(path), {"spec": {"metric": metric}}, trials, history)
+    return plots.curves(sweep, [metric], path)
+
+
+def plot_params(trials: list[dict], params: list[str], metric: str, path: str) -> str:
+    """`metric` (by the last epoch) against each hyperparameter: Optuna's slice plot of these trials."""
+    from .study import valued_study
+
+    rows = [{"trial_id": str(i), **t} for i, t in enumerate(trials)]
+    sweep = results_folder.Sweep(os.path.dirname(path), {"spec": {"metric": metric, "mode": "max"},
+                                                         "param_names": params}, rows, [])
+    study, _ = valued_study(sweep)
+    return plots.optuna_figure(lambda: views._vis().plot_slice(study, target_name=sections.unit(metric)), path)

@@ -1,0 +1,83 @@
+"""The report's pictures. Optuna's matplotlib plots draw every view of the study (importance, parallel
+coordinates, contour, slice, Pareto front); only the learning curves are drawn here, because Optuna's
+intermediate-values plot has no legend per trial and no marks for ASHA's stops."""
+from __future__ import annotations
+
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window (headless machines, Ray workers)
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
+
+from trainables import atomic  # noqa: E402
+
+from .folder import Sweep  # noqa: E402
+
+STYLE = {"completed": "-", "stopped_early": "--", "errored": ":"}
+
+
+def scale(metric: str) -> float:
+    """Accuracies are shown in percent everywhere in the report; losses as they are."""
+    return 100.0 if metric.endswith("_acc") else 1.0
+
+
+def label(metric: str) -> str:
+    return f"{metric} (%)" if metric.endswith("_acc") else metric
+
+
+def save(fig, path: str, dpi: int = 100, tight: bool = True) -> str:
+    if tight:
+        fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:  # a kill mid-write leaves the previous picture, not half a PNG
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def curves(sweep: Sweep, metrics: list[str], path: str) -> str:
+    """One panel per metric, one line per trial (legend: id and status), a cross where ASHA stopped it."""
+    status = {t["trial_id"]: t["status"] for t in sweep.trials}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6.2 * len(metrics) + 2.2, 4.2), squeeze=False)
+    colours = plt.get_cmap("tab20").colors
+    for ax, metric in zip(axes[0], metrics):
+        for i, (tid, pts) in enumerate(sorted(sweep.curves(metric).items())):
+            xs = [e for e, _ in pts]
+            ys = [v * scale(metric) for _, v in pts]
+            st = status.get(tid, "")
+            colour = colours[i % len(colours)]
+            ax.plot(xs, ys, STYLE.get(st, "-"), color=colour, marker=".", lw=1.3, label=f"{tid} ({st})")
+            if st == "stopped_early":
+                ax.plot(xs[-1], ys[-1], "x", color=colour, ms=8, mew=2)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label(metric))
+        ax.grid(alpha=0.3)
+    n = len(status)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), ncol=1 + n // 24,
+                       title="trial (solid: completed, dashed + x: stopped by ASHA, dotted: errored)",
+                       title_fontsize=7)
+    return save(fig, path)
+
+
+def optuna_figure(draw, path: str, size: tuple[float, float] | None = None) -> str:
+    """Run one of optuna.visualization.matplotlib's plots and save its figure."""
+    import optuna
+
+    with warnings.catch_warnings():
+        # Every matplotlib plot of Optuna is marked experimental; a parameter that took one value makes
+        # matplotlib widen that axis, and says so. Neither is news to the reader.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        axes = draw()
+        first = axes.flat[0] if hasattr(axes, "flat") else axes
+        fig = first.figure
+        if size:
+            fig.set_size_inches(*size)
+        for ax in fig.axes:  # a log axis labels every minor tick too (2x10^-3, 3x10^-3, ...): unreadable
+            if ax.get_xscale() == "log":
+                ax.xaxis.set_minor_formatter(NullFormatter())
+            if ax.get_yscale() == "log":
+                ax.yaxis.set_minor_formatter(NullFormatter())
+        return save(fig, path, tight=False)  # Optuna placed its colour bars itself: tight_layout would move them

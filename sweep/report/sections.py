@@ -1,0 +1,136 @@
+"""report.md's text sections: what the sweep was, the leaderboard, ASHA, failures, the final model.
+
+One unit: accuracies in percent with one decimal everywhere (tables and text); losses as they are.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from .asha import summarise
+from .folder import SELECT_RULES, Sweep, num
+
+ROBUSTNESS_TITLES = {"generated": "a generated CIFAR-100-C-style copy of the test set",
+                     "dl4ds": "the DL4DS OOD files (labels from the official test order)"}
+
+
+def fmt(metric: str, v) -> str:
+    """A metric value in the report's unit: percent for accuracies."""
+    f = num(v)
+    if f is None:
+        return ""
+    return f"{100 * f:.1f}" if metric.endswith("_acc") else f"{f:.4g}"
+
+
+def unit(metric: str) -> str:
+    return f"{metric} (%)" if metric.endswith("_acc") else metric
+
+
+def cell(v) -> str:
+    f = num(v)
+    if f is not None and not str(v).lstrip("-").isdigit():
+        return f"{f:.4g}"
+    return str(v).replace("|", "/")
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def rule_sentence(sweep: Sweep) -> str:
+    return (f"Trials are ranked by `{sweep.metric}` {SELECT_RULES.get(sweep.select, sweep.select)} "
+            f"(`select: {sweep.select}` in the search space; the other choice is "
+            f"`{'best_epoch' if sweep.select == 'last_epoch' else 'last_epoch'}`). Among trials with a value, "
+            f"those that trained every epoch rank above those ASHA stopped.")
+
+
+def header(sweep: Sweep) -> list[str]:
+    m, spec = sweep.manifest, sweep.spec
+    counts = {s: sum(t["status"] == s for t in sweep.trials) for s in ("completed", "stopped_early", "errored")}
+    lines = [f"# Sweep `{spec['name']}`", ""]
+    if spec.get("description"):
+        lines += [spec["description"], ""]
+    lines += [f"Command: `{m.get('command', '?')}`  ",
+              f"Code commit: `{m.get('commit', '?')}`; data: `{m.get('data', {}).get('path', '?')}` "
+              f"(sha256 `{str(m.get('data', {}).get('fingerprint', '?'))[:16]}…`)  ",
+              f"Metric: `{sweep.metric}` ({spec['mode']}imise){', in percent' if sweep.metric.endswith('_acc') else ''}"
+              f"; {len(sweep.trials)} trials: {counts['completed']} completed, {counts['stopped_early']} stopped "
+              f"early by ASHA, {counts['errored']} errored.", "", f"**Ranking rule.** {rule_sentence(sweep)}"]
+    if sweep.best:
+        pct = "%" if sweep.metric.endswith("_acc") else ""
+        lines += ["", f"**Best trial:** `{sweep.best['trial_id']}` with `{sweep.metric}` "
+                      f"{fmt(sweep.metric, sweep.best.get('value'))}{pct}."]
+    return lines + [""]
+
+
+def leaderboard(sweep: Sweep, extra: list[str]) -> list[str]:
+    """Every trial, best first by the ranking rule; `extra`: other metrics (their value by the same rule)."""
+    from .study import value_at
+
+    head = ["rank", "trial", "status", "epochs", *sweep.params, f"{unit(sweep.metric)} last epoch",
+            f"{unit(sweep.metric)} best epoch", *[unit(e) for e in extra], "time (s)"]
+    rows = []
+    for i, t in enumerate(sweep.ranked(), 1):
+        rows.append([str(i), f"`{t['trial_id']}`", t["status"], str(t.get("epochs", "")),
+                     *[cell(t.get(p, "")) or "–" for p in sweep.params],
+                     fmt(sweep.metric, t.get(f"final_{sweep.metric}")), fmt(sweep.metric, t.get(f"best_{sweep.metric}")),
+                     *[fmt(e, value_at(sweep, t, e)) for e in extra], cell(t.get("time_s", ""))])
+    note = "A dash: the parameter was not active in that trial (conditional)." if any(
+        t.get(p, "") == "" for t in sweep.trials for p in sweep.params) else ""
+    return ["## Leaderboard", "", table(head, rows), "", *([note, ""] if note else [])]
+
+
+def asha(sweep: Sweep) -> list[str]:
+    s = summarise(sweep)
+    rows = [[str(e), str(reached), str(stopped)] for e, reached, stopped in s.rows]
+    saved = 100 * (1 - s.spent / s.full) if s.full else 0.0
+    return ["## What ASHA did", "",
+            f"Grace period {s.grace_period} epoch(s), reduction factor {s.reduction_factor:g}, at most "
+            f"{s.max_epochs} epochs per trial: trials are compared at epochs "
+            f"{', '.join(map(str, s.rungs)) or '(none: a trial never reaches a rung before its last epoch)'}.",
+            "", table(["epoch (rung)", "trials that reached it", "stopped there by ASHA"], rows), "",
+            f"Epochs trained: **{s.spent}**, against {s.full} had the same {len(sweep.trials)} trials all run to "
+            f"the end ({saved:.1f}% saved).", ""]
+
+
+def failures(sweep: Sweep) -> list[str]:
+    errored = [t for t in sweep.trials if t["status"] == "errored"]
+    if not errored:
+        return []
+    return ["## Failed trials", "", *[f"- `{t['trial_id']}`: {t.get('error', '')}" for t in errored], ""]
+
+
+def final(sweep: Sweep) -> list[str]:
+    lines = ["## Best configuration and final model", ""]
+    if sweep.best:
+        lines += [f"Best trial `{sweep.best['trial_id']}`; retrain it alone with "
+                  f"`{sweep.best.get('retrain_command', '')}`", "", "```json",
+                  json.dumps(sweep.best.get("config", {}), indent=1), "```", ""]
+    if not sweep.final:
+        return lines + ["No final model yet (retrain skipped or not finished).", ""]
+    f = sweep.final
+    lines += [f"Clean test accuracy: **{fmt('test_acc', f.get('test_acc'))}%** (seeds {f.get('seeds')})."]
+    if f.get("submission_note"):
+        lines += ["", f["submission_note"]]
+    return lines + [""] + robustness(sweep)
+
+
+def robustness(sweep: Sweep) -> list[str]:
+    """The final model's accuracy per corruption and severity, for each labelled corrupted set measured."""
+    from robustness.measure import format_table
+
+    lines = []
+    for kind, r in sweep.robustness.items():
+        title = ROBUSTNESS_TITLES.get(kind, f"the corrupted set `{kind}`")
+        lines += [f"### Robustness on {title}", "",
+                  f"Corrupted accuracy **{fmt('acc', r.get('ood_acc'))}%**"
+                  + (f" vs clean {fmt('acc', r['clean_acc'])}%" if r.get("clean_acc") else "") + "."]
+        if r.get("tuned_on") and r.get("tuned_acc") is not None:
+            lines += [f"Tuned on {', '.join(r['tuned_on'])}: {fmt('acc', r['tuned_acc'])}%; the held-out "
+                      f"corruptions: {fmt('acc', r.get('held_out_acc'))}%."]
+        lines += ["", "Accuracy (%) per corruption and severity:", "", format_table(r), ""]
+        if os.path.exists(os.path.join(sweep.folder, "robustness", kind, "heatmap.png")):
+            lines += [f"![heatmap of {kind}](robustness/{kind}/heatmap.png)", ""]
+    return lines

@@ -1,0 +1,115 @@
+"""report.md's views of the study, each drawn by optuna.visualization.matplotlib: importance, parallel
+coordinates, the two most important parameters, every parameter's slice, and the Pareto front."""
+from __future__ import annotations
+
+import os
+
+from .folder import Sweep
+from .importance import EVALUATORS, Importance, evaluator, measure
+from .plots import optuna_figure
+from .sections import table, unit
+from .study import valued_study
+
+
+def _vis():
+    import optuna.visualization.matplotlib as vis
+
+    return vis
+
+
+def _img(folder: str, path: str, alt: str) -> str:
+    return f"![{alt}]({os.path.relpath(path, folder).replace(os.sep, '/')})"
+
+
+def importance(sweep: Sweep, plots: str) -> tuple[list[str], Importance]:
+    imp = measure(sweep)
+    lines = ["## Hyperparameter importance", ""]
+    if imp.why_not:
+        return lines + [f"Not measured: {imp.why_not}.", ""], imp
+    assessed = list(imp.scores[EVALUATORS[0]])
+    left_out = [p for p in sweep.params if p not in assessed]
+    lines += [f"Optuna's PED-ANOVA and fANOVA on `{sweep.metric}` at epoch {imp.epoch}, the deepest epoch that "
+              f"{imp.trials} trials reached (ASHA stopped the rest earlier; trials compare fairly only at an "
+              f"equal epoch). Shares of the explained variation; 1 is all of it.", ""]
+    rows = [[f"`{p}`", *[f"{imp.scores[e].get(p, 0.0):.3f}" for e in EVALUATORS]] for p in imp.ranking]
+    lines += [table(["parameter", *EVALUATORS], rows), ""]
+    if left_out:
+        lines += [f"Not assessed (set in only some of those trials: conditional): {', '.join(left_out)}.", ""]
+    for name in EVALUATORS:
+        path = os.path.join(plots, f"importance_{name.lower().replace('-', '')}.png")
+        optuna_figure(lambda: _vis().plot_param_importances(imp.study, evaluator=evaluator(name),
+                                                            target_name=unit(sweep.metric)), path, (6, 3.2))
+        lines.append(_img(sweep.folder, path, f"{name} importance"))
+    return lines + [""], imp
+
+
+def parallel(sweep: Sweep, plots: str) -> list[str]:
+    study, ids = valued_study(sweep)
+    lines = ["## Parallel coordinates", ""]
+    if not ids:
+        return lines + ["No trial has a value yet.", ""]
+    path = os.path.join(plots, "parallel_coordinates.png")
+    optuna_figure(lambda: _vis().plot_parallel_coordinate(study, target_name=unit(sweep.metric)), path, (9, 4.5))
+    return lines + [f"Every trial that reported a value ({len(ids)}), coloured by `{sweep.metric}` by the ranking "
+                    f"rule (a trial ASHA stopped: where it stopped). A conditional parameter a trial did not use "
+                    f"sits on the axis's `None` tick.", "", _img(sweep.folder, path, "parallel coordinates"), ""]
+
+
+def focus(sweep: Sweep, imp: Importance, plots: str) -> list[str]:
+    """A contour of the two most important parameters (a slice when only one was assessed)."""
+    top = imp.ranking[:2]
+    if not top:
+        return []
+    path = os.path.join(plots, "top_parameters.png")
+    target = unit(sweep.metric)
+    if len(top) == 2:
+        optuna_figure(lambda: _vis().plot_contour(imp.study, params=top, target_name=target), path, (6.5, 5))
+        title = f"## `{top[0]}` and `{top[1]}`: the two most important parameters"
+    else:
+        optuna_figure(lambda: _vis().plot_slice(imp.study, params=top, target_name=target), path, (5, 4))
+        title = f"## `{top[0]}`: the most important parameter"
+    return [title, "", f"`{sweep.metric}` at epoch {imp.epoch} over the {imp.trials} trials that reached it.", "",
+            _img(sweep.folder, path, "top parameters"), ""]
+
+
+def slices(sweep: Sweep, plots: str) -> list[str]:
+    study, ids = valued_study(sweep)
+    if not ids:
+        return []
+    path = os.path.join(plots, "params.png")
+    n = max(1, len(sweep.params))
+    optuna_figure(lambda: _vis().plot_slice(study, target_name=unit(sweep.metric)), path, (3.3 * n + 1.5, 4))
+    return [f"## `{sweep.metric}` against each hyperparameter", "",
+            "Each dot a trial (its value by the ranking rule), coloured by trial number (the order trials began).",
+            "", _img(sweep.folder, path, "slice plot"), ""]
+
+
+def objectives(sweep: Sweep) -> list[str]:
+    """The two accuracies traded off: the YAML's `objectives:` if it names them, else clean vs corrupted."""
+    named = [o.get("metric") if isinstance(o, dict) else o for o in sweep.spec.get("objectives") or []]
+    if len(named) >= 2 and all(sweep.has_metric(m) for m in named[:2]):
+        return named[:2]
+    if sweep.has_metric("val_acc") and sweep.has_metric("ood_val_acc"):
+        return ["val_acc", "ood_val_acc"]
+    return []
+
+
+def pareto(sweep: Sweep, plots: str) -> list[str]:
+    pair = objectives(sweep)
+    if not pair:
+        return []
+    study, ids = valued_study(sweep, metrics=pair, rule="last_epoch")
+    lines = [f"## `{pair[0]}` vs `{pair[1]}`: the Pareto front", ""]
+    if not ids:
+        return lines + ["No trial reported both.", ""]
+    front = {t.user_attrs["trial_id"] for t in study.best_trials}
+    rows = [[f"`{t.user_attrs['trial_id']}`", *[f"{v:.1f}" if m.endswith("_acc") else f"{v:.4g}"
+                                                 for v, m in zip(t.values, pair)],
+             "yes" if t.user_attrs["trial_id"] in front else ""] for t in study.trials]
+    rows.sort(key=lambda r: (r[-1] != "yes", r[0]))
+    path = os.path.join(plots, "pareto.png")
+    optuna_figure(lambda: _vis().plot_pareto_front(study, target_names=[unit(m) for m in pair]), path, (6, 4.5))
+    return lines + [f"Each trial at the last epoch it trained ({len(ids)} trials; those ASHA stopped at their "
+                    f"rung). {len(front)} on the front: no other trial is better in both.", "",
+                    table(["trial", *[unit(m) for m in pair], "on the front"], rows), "",
+                    _img(sweep.folder, path, "Pareto front"), ""]
