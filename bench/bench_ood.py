@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from robustness.ood import FULL_N, OOD_FILES  # noqa: E402
+from trainables import atomic  # noqa: E402
 
 CIFAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "cifar100.npz")
 
@@ -44,12 +45,12 @@ def make_full_set(directory: str) -> str:
         path = os.path.join(directory, name)
         if os.path.isfile(path) and os.path.getsize(path) == 153_600_128:
             continue
-        out = np.lib.format.open_memmap(path + ".tmp", mode="w+", dtype=np.uint8, shape=(5 * FULL_N, 32, 32, 3))
-        for s in range(5):
-            out[s * FULL_N:(s + 1) * FULL_N] = block
-        out.flush()
-        del out
-        os.replace(path + ".tmp", path)
+        with atomic.atomic_path(path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(5 * FULL_N, 32, 32, 3))
+            for s in range(5):
+                out[s * FULL_N:(s + 1) * FULL_N] = block
+            out.flush()
+            del out
     return what
 
 

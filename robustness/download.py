@@ -11,6 +11,7 @@ import os
 import urllib.error
 import urllib.request
 
+from trainables import atomic
 from trainables.errors import DataError
 
 from .ood import BASE_URL, FULL_BYTES, OOD_FILES, SHA256, check_file, missing_message, sha256_of
@@ -85,7 +86,7 @@ def download_ood(directory: str, base_url: str = BASE_URL, names: tuple[str, ...
             failed[name] = str(exc)
             continue
         failed.pop(name, None)
-        os.replace(part, final)  # atomic: the final name appears only for a verified file
+        atomic.publish(part, final)  # fsync + rename: the final name appears only for a verified file
         fetched.append(name)
     if failed:
         reasons = "; ".join(f"{name}: {why}" for name, why in failed.items())

@@ -2,16 +2,14 @@
 distortion 00…18, severity 1…5, image 0…n-1 (950,000 rows for the real set).
 
 Rows are built as one string per severity block (0.22 s for 950,000 rows, measured; a csv.writer loop took
-2.1 s) and written atomically: a temp file in the target directory, fsync, os.replace. A crash mid-write
-leaves the previous file as it was, never a truncated submission.
+2.1 s) and written atomically through trainables.atomic (a temp file in the target directory, fsync, rename).
+A crash mid-write leaves the previous file as it was, never a truncated submission.
 """
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 
+from trainables import atomic
 from trainables.errors import DataError
 
 from .ood import OOD_FILES
@@ -55,21 +53,10 @@ def _lines(preds: np.ndarray):
 def write_submission(preds, path: str) -> str:
     """Validate predictions (19, 5n) and write the CSV atomically; return the path."""
     preds = _check_preds(preds)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", newline="\n") as f:
-            f.write(HEADER + "\n")
-            for block in _lines(preds):
-                f.write(block)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic.open_writer(path, "w", newline="\n") as f:
+        f.write(HEADER + "\n")
+        for block in _lines(preds):
+            f.write(block)
     return path
 
 
