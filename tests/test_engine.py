@@ -78,6 +78,8 @@ RESUME_CASES = {
     "step_freeze_lr_mult_smoothing": dict(scheduler="step", step_size=1, gamma=0.5, freeze_epochs=1,
                                           backbone_lr_mult=0.1, label_smoothing=0.1),
     "augmented": {**STRONG_AUG, "subset": 160},  # augmentation is slow on CPU: fewer images
+    "augmix_jsd_cutmix": dict(augmix=True, augmix_width=2, cutmix_alpha=1.0, crop_padding=4, hflip=True, subset=160),
+    "augmix_no_jsd": dict(augmix=True, augmix_jsd=False, augmix_depth=2, augmix_severity=6, subset=160),
 }
 
 
@@ -115,7 +117,7 @@ class SpyNet(TinyNet):
         return super().forward(x)
 
 
-@pytest.mark.parametrize("aug", [{}, STRONG_AUG], ids=["plain", "augmented"])
+@pytest.mark.parametrize("aug", [{}, STRONG_AUG, {"augmix": True}], ids=["plain", "augmented", "augmix"])
 def test_validation_images_are_normalized_only(tiny_config, monkeypatch, aug):
     monkeypatch.setitem(models.MODELS, "tiny_net", lambda pretrained=False, weights_path="": SpyNet())
     SpyNet.seen = []
@@ -206,6 +208,21 @@ def test_freeze_epochs_train_only_the_head(tiny_config):
         assert not torch.equal(state["classifier.weight"], init["classifier.weight"])
 
 
+def test_jsd_weight_enters_the_loss(tiny_config):
+    kw = dict(epochs=1, augmix=True, augmix_width=1, subset=160)
+    plain = train(tiny_config(augmix_jsd_weight=0.0, **kw)).metrics
+    jsd = train(tiny_config(augmix_jsd_weight=12.0, **kw)).metrics
+    assert math.isfinite(jsd["train_loss"]) and jsd["train_loss"] != plain["train_loss"]
+
+
+def test_model_follows_stem_and_input_size():
+    from trainables.models import Resize
+
+    cfg = TrainConfig.from_dict(model="resnet18", stem="cifar", input_size=48, device="cpu")
+    model = engine.build_run(cfg, 1).model
+    assert isinstance(model, Resize) and model.size == 48 and model.net.conv1.stride == (1, 1)
+
+
 @pytest.mark.parametrize("runtime", [dict(precision="bf16"), dict(precision="fp16"), dict(channels_last=False),
                                      dict(threads=1), pytest.param(dict(compile=True), marks=pytest.mark.slow)])
 def test_runtime_options_train(tiny_config, runtime):
@@ -216,7 +233,7 @@ def test_runtime_options_train(tiny_config, runtime):
 # ---- every config check fails clearly -----------------------------------------------------------
 
 BAD_CONFIGS = [
-    ({"model": "resnet50"}, "model"), ({"optimizer": "adam"}, "optimizer"), ({"scheduler": "linear"}, "scheduler"),
+    ({"model": "resnet51"}, "model"), ({"optimizer": "adam"}, "optimizer"), ({"scheduler": "linear"}, "scheduler"),
     ({"auto_augment": "augmix"}, "auto_augment"), ({"precision": "fp8"}, "precision"), ({"device": "tpu"}, "device"),
     ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"eval_batch_size": 0}, "eval_batch_size"),
     ({"lr": 0}, "lr"), ({"lr": 11}, "lr"), ({"momentum": 1.0}, "momentum"), ({"momentum": -0.1}, "momentum"),
@@ -232,6 +249,12 @@ BAD_CONFIGS = [
     ({"subset": -1}, "subset"), ({"nesterov": True, "optimizer": "adamw"}, "nesterov"),
     ({"nesterov": True, "momentum": 0}, "nesterov"), ({"weights_path": "w.pth"}, "weights_path"),
     ({"pretrained": True, "model": "simple_cnn"}, "pretrained"),
+    ({"stem": "tiny"}, "stem"), ({"stem": "cifar", "model": "simple_cnn"}, "stem"),
+    ({"stem": "imagenet", "model": "resnet18_cifar"}, "stem"), ({"input_size": 1025}, "input_size"),
+    ({"input_size": 16, "model": "resnet50"}, "input_size"), ({"input_size": 64, "model": "bn_cnn"}, "input_size"),
+    ({"augmix_severity": 11}, "augmix_severity"), ({"augmix_width": 0}, "augmix_width"),
+    ({"augmix_depth": 11}, "augmix_depth"), ({"augmix_alpha": 0}, "augmix_alpha"),
+    ({"augmix_jsd_weight": 101}, "augmix_jsd_weight"),
     # coercion and unknown keys
     ({"learning_rate": 0.1}, "learning_rate"), ({"lr": "fast"}, "lr"), ({"lr": float("nan")}, "lr"),
     ({"epochs": 2.5}, "epochs"), ({"hflip": "maybe"}, "hflip"), ({"model": 3}, "model"),

@@ -1,7 +1,13 @@
-"""Every registered model: shape, finiteness, gradients; pretrained weights load or fail clearly."""
+"""Every registered model: shape, finiteness, gradients; pretrained weights load or fail clearly.
+Every torchvision backbone row: its head, its CIFAR / ImageNet stem, input_size upsampling, a saved-state
+round trip, pretrained weights from a local file (shrunk stem included) and the offline message, without
+ever touching the network."""
 from __future__ import annotations
 
+import io
+import socket
 import urllib.error
+import urllib.request
 
 import pytest
 import torch
@@ -9,9 +15,23 @@ import torch
 from trainables import models
 from trainables.config import TrainConfig
 from trainables.errors import WeightsError
-from trainables.models import MODELS, PRETRAINED, build_model, head_parameters
+from trainables.models import BACKBONES, MODELS, PRETRAINED, RESIZABLE, Resize, build_model, head_parameters
 
 REGISTERED = list(MODELS)  # read at import: test-only models added by fixtures are not in here
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Random init must never download: any attempt to reach the network fails the test loudly."""
+    import torchvision.models._api as api
+
+    def refuse(*a, **kw):
+        raise AssertionError("a model build tried to reach the network")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 @pytest.mark.parametrize("name", REGISTERED)
@@ -76,6 +96,21 @@ def test_resnet18_offline_without_cache_says_what_to_do(tmp_path, monkeypatch):
     assert "weights_path" in str(err.value) and "resnet18" in str(err.value) and "https://" in str(err.value)
 
 
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_backbone_offline_without_cache_says_what_to_do(name, tmp_path, monkeypatch):
+    import torchvision.models._api as api
+
+    def offline(*a, **kw):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(WeightsError) as err:
+        build_model(name, pretrained=True)
+    text = str(err.value)
+    assert BACKBONES[name].builder in text and "weights_path" in text and str(tmp_path) in text and "https://" in text
+
+
 def test_resnet18_loads_a_matching_imagenet_file(tmp_path):
     import torchvision
 
@@ -85,3 +120,98 @@ def test_resnet18_loads_a_matching_imagenet_file(tmp_path):
     model = models.build_model("resnet18_cifar", pretrained=True, weights_path=str(path))
     assert torch.equal(model.layer1[0].conv1.weight, imagenet.layer1[0].conv1.weight)
     assert model.conv1.weight.shape == (64, 3, 3, 3) and model.fc.out_features == 100
+
+
+# ---- the torchvision backbone table -------------------------------------------------------------
+
+def _first_conv_input(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Size, torch.Size]:
+    """(input shape, output shape) of the model's first convolution on x."""
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    seen = []
+    handle = conv.register_forward_hook(lambda m, i, o: seen.append((i[0].shape, o.shape)))
+    model(x)
+    handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_backbone_head_is_100_way_and_is_what_head_parameters_returns(name):
+    model = build_model(name)
+    head = model.get_submodule(BACKBONES[name].head)
+    assert isinstance(head, torch.nn.Linear) and head.out_features == 100
+    assert [id(p) for p in head_parameters(model)] == [id(p) for p in head.parameters()]
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_backbone_cifar_stem_keeps_32x32(name):
+    row = BACKBONES[name]
+    model = build_model(name, stem="cifar").eval()
+    conv = model.get_submodule(row.stem)
+    assert conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
+    if row.pool:
+        assert isinstance(model.get_submodule(row.pool), torch.nn.Identity)
+    seen_in, seen_out = _first_conv_input(model, torch.randn(2, 3, 32, 32))
+    assert seen_in[-2:] == (32, 32) and seen_out[-2:] == (32, 32)
+    if name != "resnet18_cifar":  # 'auto' is the ImageNet stem, which downsamples 32x32 at once
+        auto_out = _first_conv_input(build_model(name).eval(), torch.randn(2, 3, 32, 32))[1]
+        assert auto_out[-1] < 32
+    else:
+        assert build_model(name).conv1.stride == (1, 1)
+
+
+@pytest.mark.parametrize("name", RESIZABLE)
+def test_input_size_upsamples_inside_the_model(name):
+    model = build_model(name, input_size=64).eval()
+    seen_in, _ = _first_conv_input(model, torch.randn(2, 3, 32, 32))
+    assert seen_in[-2:] == (64, 64)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
+    if name in BACKBONES:
+        assert isinstance(model, Resize) and {id(p) for p in head_parameters(model)} < {id(p) for p in model.parameters()}
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_backbone_saved_state_round_trip(name):
+    torch.manual_seed(0)
+    model = build_model(name, stem="cifar", input_size=40).eval()
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    torch.manual_seed(1)
+    other = build_model(name, stem="cifar", input_size=40).eval()
+    other.load_state_dict(torch.load(buf, weights_only=True), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), other(x))
+    # The architecture the state belongs to is part of the config: a plain 32x32 model cannot load it.
+    with pytest.raises(RuntimeError):
+        build_model(name, stem="cifar").load_state_dict(model.state_dict())
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_backbone_loads_a_local_imagenet_file_and_shrinks_its_stem(name, tmp_path):
+    import torchvision
+
+    row = BACKBONES[name]
+    imagenet = getattr(torchvision.models, row.builder)(weights=None, num_classes=1000)
+    path = tmp_path / "w.pth"
+    torch.save(imagenet.state_dict(), path)
+    model = build_model(name, pretrained=True, weights_path=str(path), stem="cifar")
+    ref = dict(imagenet.named_parameters())
+    head = row.head + "."
+    stem = row.stem + "."
+    same = [k for k, v in model.named_parameters() if not k.startswith((head, stem)) and torch.equal(v, ref[k])]
+    assert len(same) == len(ref) - len([k for k in ref if k.startswith((head, stem))])
+    old, new = imagenet.get_submodule(row.stem).weight, model.get_submodule(row.stem).weight
+    assert new.shape[-2:] == (3, 3) and new.shape[:2] == old.shape[:2]
+    if old.shape[-1] % 2:  # odd kernels keep their centre (scaled)
+        c = old.shape[-1] // 2
+        assert torch.allclose(new, old[:, :, c - 1:c + 2, c - 1:c + 2] * (old.shape[-1] / 3))
+    with pytest.raises(WeightsError, match="do not match"):
+        torch.save(build_model("small_cnn").state_dict(), tmp_path / "small.pth")
+        build_model(name, pretrained=True, weights_path=str(tmp_path / "small.pth"))
+
+
+def test_every_backbone_is_a_valid_pretrained_config():
+    for name in BACKBONES:
+        cfg = TrainConfig.from_dict(model=name, pretrained=True, stem="cifar", input_size=64)
+        assert name in PRETRAINED and (cfg.stem, cfg.input_size) == ("cifar", 64)

@@ -24,6 +24,7 @@ from torchvision.transforms.v2.functional._geometry import (
     _get_inverse_affine_matrix,
 )
 
+from .augmix import AugMix
 from .config import TrainConfig
 from .corrupt_aug import corrupt
 from .data import normalize
@@ -256,11 +257,19 @@ def _one_thread(active: bool):
 
 
 class BatchAugment:
-    """`BatchAugment(config)(x_uint8_nchw, generator)` -> float32 normalised batch, same device."""
+    """`BatchAugment(config)(x_uint8_nchw, generator)` -> float32 normalised batch, same device.
+
+    With AugMix + JSD the batch holds `views` = 3 views per image side by side on the channel axis,
+    (N, 9, H, W): clean, augmix, augmix. Mixup/CutMix then mix all three the same way, and
+    `split_views` turns it into the (3N, 3, H, W) batch the model sees.
+    """
 
     def __init__(self, config: TrainConfig):
         self.config = config
         self.auto = None if config.auto_augment == "none" else AutoAugmentFamily(config)
+        self.augmix = (AugMix(config.augmix_severity, config.augmix_width, config.augmix_depth, config.augmix_alpha)
+                       if config.augmix else None)
+        self.views = 3 if config.augmix and config.augmix_jsd else 1
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
@@ -278,10 +287,21 @@ class BatchAugment:
             x = color_jitter(x, c.color_jitter, g)
         if c.corruption_aug:
             x = corrupt(x, c.corruption_aug, g)
-        x = normalize(x)
+        if self.augmix is None:
+            views = [x]
+        elif self.views == 1:
+            views = [self.augmix(x, g)]
+        else:
+            views = [x, self.augmix(x, g), self.augmix(x, g)]
+        views = [normalize(v) for v in views]
         if c.random_erasing:
-            x = random_erase(x, c.random_erasing, g)
-        return x
+            views = [random_erase(v, c.random_erasing, g) for v in views]
+        return views[0] if len(views) == 1 else torch.cat(views, 1)
+
+
+def split_views(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3V, H, W) -> (V N, 3, H, W): view 0 of every image first (the clean one with AugMix + JSD)."""
+    return x if x.shape[1] == 3 else torch.cat(x.split(3, 1))
 
 
 def mix(x: torch.Tensor, y: torch.Tensor, config: TrainConfig, generator: torch.Generator):

@@ -18,12 +18,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
-from .augment import BatchAugment, mix
+from .augment import BatchAugment, mix, split_views
+from .augmix import jsd_loss
 from .config import TrainConfig
 from .data import SPLIT_SEED, Arrays, Split, load_arrays, split
 from .errors import DivergedError
 from .inference import predict_logits_batches
-from .models import build_model
+from .models import model_from_config
 from .optim import build_optimizer, build_scheduler, set_backbone_frozen
 
 Report = Callable[[dict, dict], None]
@@ -71,7 +72,7 @@ def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 def build_run(config: TrainConfig, steps_per_epoch: int) -> Run:
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)  # model initialisation; dropout draws from this stream too
-    model = build_model(config.model, config.pretrained, config.weights_path).to(device)
+    model = model_from_config(config).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, config)
@@ -111,13 +112,16 @@ def train_one_epoch(run: Run, x: torch.Tensor, y: torch.Tensor, epoch: int,
         idx = perm[step * bs:(step + 1) * bs]
         xb = run.augment(x[idx], run.generator)
         xb, ya, yb, lam = run.mix(xb, y[idx], cfg, run.generator)
+        xb = split_views(xb)  # AugMix + JSD: clean, aug1, aug2 in one forward pass, so batch norm sees all three
         if cfg.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
-            logits = model(xb)
-        logits = logits.float()
+            views = model(xb).float().split(len(idx))
+        logits = views[0]
         loss = _mixed(F.cross_entropy(logits, ya, reduction="none", label_smoothing=cfg.label_smoothing),
                       F.cross_entropy(logits, yb, reduction="none", label_smoothing=cfg.label_smoothing), lam).mean()
+        if len(views) > 1:
+            loss = loss + cfg.augmix_jsd_weight * jsd_loss(views)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.step(run.optimizer)

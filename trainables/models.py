@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
@@ -76,37 +78,94 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def _cifar_stem(net: torchvision.models.ResNet) -> torchvision.models.ResNet:
-    """3x3 stride-1 stem, no max-pool, 100-way head: keeps 32x32 detail the ImageNet stem throws away."""
-    net.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
-    net.maxpool = nn.Identity()
-    net.fc = nn.Linear(net.fc.in_features, NUM_CLASSES)
+@dataclass(frozen=True)
+class Backbone:
+    """One torchvision ImageNet CNN: how to build it, where its weights are, which layers to swap."""
+
+    builder: str  # function in torchvision.models
+    weights: str  # torchvision weights enum member, "Enum.MEMBER"
+    stem: str  # dotted path of the first convolution
+    head: str  # dotted path of the final nn.Linear (replaced by a 100-way one)
+    pool: str = ""  # dotted path of a stem max-pool, dropped with the CIFAR stem
+    default_stem: str = "imagenet"  # what stem 'auto' means
+
+
+# The registry of ImageNet backbones is data: adding a CNN is one row (tests/test_models.py runs every row).
+BACKBONES: dict[str, Backbone] = {
+    "resnet18_cifar": Backbone("resnet18", "ResNet18_Weights.IMAGENET1K_V1", "conv1", "fc", "maxpool", "cifar"),
+    "resnet18": Backbone("resnet18", "ResNet18_Weights.IMAGENET1K_V1", "conv1", "fc", "maxpool"),
+    "resnet50": Backbone("resnet50", "ResNet50_Weights.IMAGENET1K_V2", "conv1", "fc", "maxpool"),
+    "resnext50_32x4d": Backbone("resnext50_32x4d", "ResNeXt50_32X4D_Weights.IMAGENET1K_V2", "conv1", "fc", "maxpool"),
+    "wide_resnet50_2": Backbone("wide_resnet50_2", "Wide_ResNet50_2_Weights.IMAGENET1K_V2", "conv1", "fc", "maxpool"),
+    "efficientnet_b0": Backbone("efficientnet_b0", "EfficientNet_B0_Weights.IMAGENET1K_V1", "features.0.0", "classifier.1"),
+    "efficientnet_b1": Backbone("efficientnet_b1", "EfficientNet_B1_Weights.IMAGENET1K_V2", "features.0.0", "classifier.1"),
+    "efficientnet_b2": Backbone("efficientnet_b2", "EfficientNet_B2_Weights.IMAGENET1K_V1", "features.0.0", "classifier.1"),
+    "efficientnet_b3": Backbone("efficientnet_b3", "EfficientNet_B3_Weights.IMAGENET1K_V1", "features.0.0", "classifier.1"),
+    "convnext_tiny": Backbone("convnext_tiny", "ConvNeXt_Tiny_Weights.IMAGENET1K_V1", "features.0.0", "classifier.2"),
+    "regnet_y_1_6gf": Backbone("regnet_y_1_6gf", "RegNet_Y_1_6GF_Weights.IMAGENET1K_V2", "stem.0", "fc"),
+}
+STEMS = ("auto", "cifar", "imagenet")
+HEAD_ATTR = "cifar_head"  # a built backbone remembers its head's path here (a str: not in the state dict)
+
+
+def torchvision_backbone(name: str, pretrained: bool = False, weights_path: str = "", stem: str = "auto") -> nn.Module:
+    """The ImageNet network (weights loaded strictly when pretrained), then its head and, for stem
+    'cifar', its stem swapped. Random init never touches the network or the weights cache."""
+    row = BACKBONES[name]
+    net = getattr(torchvision.models, row.builder)(weights=None, num_classes=1000)
+    if pretrained:
+        where = weights_path or "torchvision cache"
+        _load(net, _imagenet_state(row, weights_path), f"{row.builder} ImageNet weights", where)
+    if (row.default_stem if stem == "auto" else stem) == "cifar":
+        _cifar_stem(net, row, pretrained)
+    old = net.get_submodule(row.head)
+    _set(net, row.head, nn.Linear(old.in_features, NUM_CLASSES))
+    setattr(net, HEAD_ATTR, row.head)
     return net
 
 
-def resnet18_cifar(pretrained: bool = False, weights_path: str = "") -> nn.Module:
-    if not pretrained:
-        return _cifar_stem(torchvision.models.resnet18(num_classes=1000))
-    net = torchvision.models.resnet18(num_classes=1000)
-    state = _imagenet_resnet18_state(weights_path)
-    _load(net, state, "resnet18 ImageNet weights", weights_path or "torchvision cache")
-    # The ImageNet 7x7 stem cannot be reused at stride 1; its centre 3x3 is a sane initialisation.
-    conv1 = net.conv1.weight.data
-    net = _cifar_stem(net)
-    net.conv1.weight.data.copy_(conv1[:, :, 2:5, 2:5] * (49 / 9) ** 0.5)
-    return net
+def _cifar_stem(net: nn.Module, row: Backbone, pretrained: bool) -> None:
+    """3x3 stride-1 first conv, no max-pool: keeps the 32x32 detail the ImageNet stem throws away."""
+    old = net.get_submodule(row.stem)
+    conv = nn.Conv2d(old.in_channels, old.out_channels, 3, stride=1, padding=1, bias=old.bias is not None)
+    if pretrained:  # the ImageNet kernel, shrunk to 3x3, is a sane initialisation
+        conv.weight.data.copy_(shrink_kernel(old.weight.data))
+        if old.bias is not None:
+            conv.bias.data.copy_(old.bias.data)
+    _set(net, row.stem, conv)
+    if row.pool:
+        _set(net, row.pool, nn.Identity())
 
 
-def _imagenet_resnet18_state(weights_path: str) -> dict:
+def shrink_kernel(w: torch.Tensor) -> torch.Tensor:
+    """A kxk kernel -> 3x3: the centre for odd k, a resize for even k; scaled by k/3 so that the output's
+    scale stays about the same for noise-like weights (a norm layer follows in every row anyway)."""
+    k = w.shape[-1]
+    if k == 3:
+        return w.clone()
+    if k % 2:
+        c = k // 2
+        small = w[:, :, c - 1:c + 2, c - 1:c + 2]
+    else:
+        small = nn.functional.interpolate(w, size=(3, 3), mode="bilinear", align_corners=True)
+    return small * (k / 3)
+
+
+def _set(net: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, leaf = path.rpartition(".")
+    setattr(net.get_submodule(parent) if parent else net, leaf, module)
+
+
+def _imagenet_state(row: Backbone, weights_path: str) -> dict:
     if weights_path:
         return _read_weights(weights_path)
-    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    weights = torchvision.models.get_weight(row.weights)
     cache = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
     try:
-        return weights.get_state_dict(progress=False, check_hash=True)
+        return weights.get_state_dict(progress=False, check_hash=True)  # downloads once into the torch hub cache
     except Exception as exc:  # offline: urllib/OSError of many kinds
         raise WeightsError(
-            f"could not get ImageNet weights for resnet18 ({type(exc).__name__}: {exc}). Offline? "
+            f"could not get ImageNet weights for {row.builder} ({type(exc).__name__}: {exc}). Offline? "
             f"Download {weights.url} elsewhere and either put it at {cache} "
             f"or pass its path as weights_path"
         ) from None
@@ -161,10 +220,27 @@ class EfficientNetLite0(nn.Module):
         return self.net(x)
 
 
+class Resize(nn.Module):
+    """input_size: the 32x32 batch is upsampled here, on the device, inside the model, so training,
+    validation, OOD prediction and the submission all feed the same thing (the evaluation feeds 32x32)."""
+
+    def __init__(self, net: nn.Module, size: int):
+        super().__init__()
+        self.net = net
+        self.size = size
+
+    def forward(self, x):
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.net(x)
+
+
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The freshly initialised classifier: trained at full lr; everything else is 'backbone'."""
-    if isinstance(model, torchvision.models.ResNet):
-        return list(model.fc.parameters())
+    if isinstance(model, Resize):
+        model = model.net
+    if hasattr(model, HEAD_ATTR):
+        return list(model.get_submodule(getattr(model, HEAD_ATTR)).parameters())
     if isinstance(model, EfficientNetLite0):
         return list(model.net._fc.parameters())
     return list(model.classifier.parameters())
@@ -174,11 +250,42 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "simple_cnn": lambda pretrained=False, weights_path="": SimpleCNN(),
     "bn_cnn": lambda pretrained=False, weights_path="": BnCNN(),
     "small_cnn": lambda pretrained=False, weights_path="": SmallCNN(),
-    "resnet18_cifar": resnet18_cifar,
+    **{name: partial(torchvision_backbone, name) for name in BACKBONES},
     "efficientnet_lite0": lambda pretrained=False, weights_path="": EfficientNetLite0(pretrained, weights_path),
 }
-PRETRAINED = ("resnet18_cifar", "efficientnet_lite0")
+PRETRAINED = (*BACKBONES, "efficientnet_lite0")
+RESIZABLE = (*BACKBONES, "efficientnet_lite0")  # the from-scratch CNNs' linear layers fix them to 32x32
 
 
-def build_model(name: str, pretrained: bool = False, weights_path: str = "") -> nn.Module:
-    return MODELS[name](pretrained=pretrained, weights_path=weights_path)
+def option_error(model: str, stem: str, input_size: int) -> tuple[str, str] | None:
+    """(key, why) when `stem` / `input_size` do not fit `model`, else None: TrainConfig.validate's check."""
+    if stem != "auto" and model not in BACKBONES:
+        return "stem", (f"config key 'stem': '{stem}' applies to the torchvision backbones only "
+                        f"({', '.join(BACKBONES)}); model '{model}' has its own stem: leave stem auto")
+    if model == "resnet18_cifar" and stem == "imagenet":
+        return "stem", "config key 'stem': resnet18_cifar always has the CIFAR stem; model resnet18 has the ImageNet one"
+    if input_size and input_size < 32:
+        return "input_size", f"config key 'input_size': {input_size} is too small; 0 (feed 32x32 as is) or at least 32"
+    if input_size and model not in RESIZABLE:
+        return "input_size", (f"config key 'input_size': model '{model}' is built for 32x32 inputs; "
+                               f"input_size applies to {', '.join(RESIZABLE)}")
+    return None
+
+
+def build_model(name: str, pretrained: bool = False, weights_path: str = "", stem: str = "auto",
+                input_size: int = 0) -> nn.Module:
+    if name in BACKBONES:
+        net = torchvision_backbone(name, pretrained, weights_path, stem)
+    elif name == "efficientnet_lite0" and input_size:
+        return EfficientNetLite0(pretrained, weights_path, upsample=input_size)  # resizes itself (default 64)
+    else:
+        net = MODELS[name](pretrained=pretrained, weights_path=weights_path)
+    return Resize(net, input_size) if input_size else net
+
+
+def model_from_config(config, pretrained: bool | None = None) -> nn.Module:
+    """The network a TrainConfig trains. pretrained=False: the same architecture without fetching weights,
+    for loading a saved state dict (sweep/final.py, robustness reports)."""
+    pretrained = config.pretrained if pretrained is None else pretrained
+    return build_model(config.model, pretrained, config.weights_path if pretrained else "", config.stem,
+                       config.input_size)
