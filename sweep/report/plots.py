@@ -65,7 +65,8 @@ def optuna_figure(draw, path: str, size: tuple[float, float] | None = None) -> s
     """Run one of optuna.visualization.matplotlib's plots and save its figure."""
     import optuna
 
-    with warnings.catch_warnings():
+    # rc_context: Optuna's plots switch matplotlib to its ggplot style for the whole process; keep that here.
+    with warnings.catch_warnings(), plt.rc_context():
         # Every matplotlib plot of Optuna is marked experimental; a parameter that took one value makes
         # matplotlib widen that axis, and says so. Neither is news to the reader.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

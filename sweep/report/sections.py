@@ -125,11 +125,11 @@ def robustness(sweep: Sweep) -> list[str]:
     for kind, r in sweep.robustness.items():
         title = ROBUSTNESS_TITLES.get(kind, f"the corrupted set `{kind}`")
         lines += [f"### Robustness on {title}", "",
-                  f"Corrupted accuracy **{fmt('acc', r.get('ood_acc'))}%**"
-                  + (f" vs clean {fmt('acc', r['clean_acc'])}%" if r.get("clean_acc") else "") + "."]
+                  f"Corrupted accuracy **{fmt('_acc', r.get('ood_acc'))}%**"
+                  + (f" vs clean {fmt('_acc', r['clean_acc'])}%" if r.get("clean_acc") else "") + "."]
         if r.get("tuned_on") and r.get("tuned_acc") is not None:
-            lines += [f"Tuned on {', '.join(r['tuned_on'])}: {fmt('acc', r['tuned_acc'])}%; the held-out "
-                      f"corruptions: {fmt('acc', r.get('held_out_acc'))}%."]
+            lines += [f"Tuned on {', '.join(r['tuned_on'])}: {fmt('_acc', r['tuned_acc'])}%; the held-out "
+                      f"corruptions: {fmt('_acc', r.get('held_out_acc'))}%."]
         lines += ["", "Accuracy (%) per corruption and severity:", "", format_table(r), ""]
         if os.path.exists(os.path.join(sweep.folder, "robustness", kind, "heatmap.png")):
             lines += [f"![heatmap of {kind}](robustness/{kind}/heatmap.png)", ""]

@@ -82,9 +82,13 @@ def value_at(sweep: Sweep, row: dict, metric: str, epoch: int | None = None, rul
 
 
 def _mode(sweep: Sweep, metric: str) -> str:
+    """Which way is better: the YAML says for its objectives; losses and times go down, the rest up."""
+    for o in sweep.spec.get("objectives") or []:
+        if isinstance(o, dict) and o.get("metric") == metric and o.get("mode") in DIRECTIONS:
+            return o["mode"]
     if metric == sweep.metric:
         return sweep.mode
-    return "min" if metric.endswith("_loss") else "max"
+    return "min" if metric.endswith(("_loss", "_time_s")) else "max"
 
 
 def _new_study(sweep: Sweep, storage=None, directions=None):

@@ -37,8 +37,13 @@ def importance(sweep: Sweep, plots: str) -> tuple[list[str], Importance]:
         lines += [f"Not assessed (set in only some of those trials: conditional): {', '.join(left_out)}.", ""]
     for name in EVALUATORS:
         path = os.path.join(plots, f"importance_{name.lower().replace('-', '')}.png")
-        optuna_figure(lambda: _vis().plot_param_importances(imp.study, evaluator=evaluator(name),
-                                                            target_name=unit(sweep.metric)), path, (6, 3.2))
+
+        def draw(name=name):
+            ax = _vis().plot_param_importances(imp.study, evaluator=evaluator(name), target_name=unit(sweep.metric))
+            ax.set_title(f"{name} importance, epoch {imp.epoch}, {imp.trials} trials")
+            return ax
+
+        optuna_figure(draw, path, (6, 3.2))
         lines.append(_img(sweep.folder, path, f"{name} importance"))
     return lines + [""], imp
 
@@ -85,10 +90,12 @@ def slices(sweep: Sweep, plots: str) -> list[str]:
 
 
 def objectives(sweep: Sweep) -> list[str]:
-    """The two accuracies traded off: the YAML's `objectives:` if it names them, else clean vs corrupted."""
+    """What is traded off: the YAML's `objectives:` when it names several (Optuna draws 2 or 3 at once),
+    else clean vs corrupted validation accuracy when the sweep measured both."""
     named = [o.get("metric") if isinstance(o, dict) else o for o in sweep.spec.get("objectives") or []]
-    if len(named) >= 2 and all(sweep.has_metric(m) for m in named[:2]):
-        return named[:2]
+    named = [m for m in named if sweep.has_metric(m)][:3]
+    if len(named) >= 2:
+        return named
     if sweep.has_metric("val_acc") and sweep.has_metric("ood_val_acc"):
         return ["val_acc", "ood_val_acc"]
     return []
@@ -99,9 +106,9 @@ def pareto(sweep: Sweep, plots: str) -> list[str]:
     if not pair:
         return []
     study, ids = valued_study(sweep, metrics=pair, rule="last_epoch")
-    lines = [f"## `{pair[0]}` vs `{pair[1]}`: the Pareto front", ""]
+    lines = [f"## {' vs '.join(f'`{m}`' for m in pair)}: the Pareto front", ""]
     if not ids:
-        return lines + ["No trial reported both.", ""]
+        return lines + ["No trial reported all of them.", ""]
     front = {t.user_attrs["trial_id"] for t in study.best_trials}
     rows = [[f"`{t.user_attrs['trial_id']}`", *[f"{v:.1f}" if m.endswith("_acc") else f"{v:.4g}"
                                                  for v, m in zip(t.values, pair)],
@@ -110,6 +117,6 @@ def pareto(sweep: Sweep, plots: str) -> list[str]:
     path = os.path.join(plots, "pareto.png")
     optuna_figure(lambda: _vis().plot_pareto_front(study, target_names=[unit(m) for m in pair]), path, (6, 4.5))
     return lines + [f"Each trial at the last epoch it trained ({len(ids)} trials; those ASHA stopped at their "
-                    f"rung). {len(front)} on the front: no other trial is better in both.", "",
+                    f"rung). {len(front)} on the front: no other trial is as good in all and better in one.", "",
                     table(["trial", *[unit(m) for m in pair], "on the front"], rows), "",
                     _img(sweep.folder, path, "Pareto front"), ""]

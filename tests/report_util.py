@@ -1,0 +1,169 @@
+"""Results folders for the report tests, written in the sweep's real formats without running a sweep.
+
+sweep.json holds a real SweepSpec (loaded from YAML by sweep.space, as the pipeline writes it); trials.csv,
+history.csv, best.json, final/metrics.json and robustness/<kind>/robustness.json have the columns and keys
+the sweep writes (sweep/results.py, sweep/final.py, robustness.measure.accuracy_table). The trials follow a
+known truth: accuracy peaks at lr = 1e-2 and barely depends on anything else, so importance must put lr
+first; weight decay trades clean accuracy for corrupted accuracy, so the Pareto front has several trials.
+ASHA is simulated as Ray's runs it: at each rung a trial below the median of the trials there stops.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+
+import numpy as np
+
+SPACE = """
+name: {name}
+metric: {metric}
+mode: {mode}
+select: {select}
+fixed: {{model: simple_cnn, epochs: {epochs}, device: cpu}}
+params:
+  lr: {{type: loguniform, low: 1.0e-4, high: 0.1}}
+  batch_size: {{type: choice, values: [32, 64]}}
+  scheduler: {{type: choice, values: [cosine, step]}}
+  step_size: {{type: int, low: 1, high: 3, when: {{scheduler: step}}}}
+  weight_decay: {{type: uniform, low: 0.0, high: 0.001}}
+asha: {{grace_period: 1, reduction_factor: 2}}
+trials: {{num_samples: {n}, max_concurrent: 2}}
+resources: {{cpu: 1, gpu: 0}}
+"""
+HISTORY = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "images_per_s",
+           "peak_rss_mb"]
+CORRUPTIONS = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+               "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+               "jpeg_compression", "speckle_noise", "gaussian_blur", "spatter", "saturate"]
+
+# name -> how the folder is made; the tests loop over these.
+FOLDERS = {
+    "smoke4": dict(n=4, epochs=2),  # the smoke sweep's size: too few trials for importance
+    "asha24_ood": dict(n=24, epochs=4, ood=True, errored=1, final=True),
+    "loss_best_epoch": dict(n=12, epochs=4, metric="val_loss", mode="min", select="best_epoch", wobble=True),
+}
+
+
+def _truth(lr: float, wd: float, epoch: int, epochs: int, wobble: bool, rng) -> tuple[float, float]:
+    """(val_acc, ood_val_acc) of a trial at `epoch`."""
+    q = max(0.0, 1 - abs(math.log10(lr) + 2) / 2)  # 1 at lr = 1e-2, 0 at 1e-4
+    acc = (0.05 + 0.4 * q - 20 * wd) * math.sqrt(epoch / epochs) + 0.003 * rng.standard_normal()
+    if wobble and epoch == epochs:  # the last epoch dips: best epoch != last epoch
+        acc -= 0.02
+    return max(acc, 0.0), max(acc * (0.3 + 400 * wd), 0.0)
+
+
+def build(folder, name="synth", n=8, epochs=4, metric="val_acc", mode="max", select="last_epoch", ood=False,
+          errored=0, final=False, wobble=False, seed=0) -> str:
+    from sweep.space import load_space
+
+    folder = str(folder)
+    os.makedirs(folder, exist_ok=True)
+    yaml = os.path.join(folder, "space.yaml")
+    with open(yaml, "w") as f:
+        f.write(SPACE.format(name=name, metric=metric, mode=mode, select=select, epochs=epochs, n=n))
+    spec = load_space(yaml)
+    rng = np.random.default_rng(seed)
+    trials = []
+    for i in range(n):
+        cfg = {"lr": float(10 ** rng.uniform(-4, -1)), "batch_size": int(rng.choice([32, 64])),
+               "scheduler": str(rng.choice(["cosine", "step"])), "weight_decay": float(rng.uniform(0, 0.001))}
+        if cfg["scheduler"] == "step":
+            cfg["step_size"] = int(rng.integers(1, 4))
+        hist = []
+        for e in range(1, epochs + 1):
+            acc, ood_acc = _truth(cfg["lr"], cfg["weight_decay"], e, epochs, wobble, rng)
+            row = {"epoch": e, "train_loss": 4.6 - 3 * acc, "train_acc": acc + 0.05, "val_loss": 4.6 - 2.5 * acc,
+                   "val_acc": acc, "lr": cfg["lr"], "epoch_time_s": 2.0, "images_per_s": 500.0, "peak_rss_mb": 900.0}
+            if ood:
+                row.update(ood_val_acc=ood_acc, ood_val_loss=4.6 - 2.5 * ood_acc)
+            hist.append(row)
+        trials.append({"trial_id": f"t{i:03d}{name[:3]}", "config": cfg, "history": hist, "status": "completed",
+                       "error": ""})
+    for t in trials[n - errored:]:
+        t.update(status="errored", history=t["history"][:1],
+                 error="DivergedError: loss became nan at epoch 2, step 3: training stopped (diverged)")
+    _asha(trials, spec)
+    _write(folder, spec, trials, ood)
+    if final:
+        _final(folder, rng)
+    os.unlink(yaml)
+    return folder
+
+
+def _asha(trials: list[dict], spec) -> None:
+    sign = 1 if spec.mode == "max" else -1
+    rung = spec.asha.grace_period
+    while rung < spec.epochs:
+        alive = [t for t in trials if t["status"] == "completed" and len(t["history"]) >= rung]
+        values = [sign * t["history"][rung - 1][spec.metric] for t in alive]
+        cut = float(np.median(values)) if values else 0.0
+        for t, v in zip(alive, values):
+            if v < cut:
+                t.update(status="stopped_early", history=t["history"][:rung])
+        rung *= spec.asha.reduction_factor
+
+
+def _write(folder: str, spec, trials: list[dict], ood: bool) -> None:
+    metric, rows = spec.metric, []
+    pick = max if spec.mode == "max" else min
+    for t in trials:
+        values = [h[metric] for h in t["history"]]
+        rows.append({"trial_id": t["trial_id"], "status": t["status"], "epochs": len(t["history"]),
+                     **{p: t["config"].get(p, "") for p in spec.param_names},
+                     f"final_{metric}": "" if t["status"] == "errored" else values[-1],
+                     f"best_{metric}": pick(values), "time_s": 2.0 * len(values), "error": t["error"]})
+    _csv(os.path.join(folder, "trials.csv"), rows)
+    names = HISTORY + (["ood_val_acc", "ood_val_loss"] if ood else [])
+    _csv(os.path.join(folder, "history.csv"),
+         [{"trial_id": t["trial_id"], **{k: h.get(k, "") for k in names}} for t in trials for h in t["history"]])
+    manifest = {"spec": spec.to_dict(), "param_names": list(spec.param_names),
+                "command": f"python orchestrator.py --space {spec.name}.yaml", "commit": "0" * 40,
+                "data": {"path": "/data/cifar100.npz", "fingerprint": "f" * 64}, "created": "2026-01-01 00:00:00"}
+    _json(os.path.join(folder, "sweep.json"), manifest)
+    ok = [r for r in rows if r["status"] == "completed"]
+    rank = "best" if spec.to_dict().get("select") == "best_epoch" else "final"
+    best = pick(ok, key=lambda r: r[f"{rank}_{metric}"])
+    cfg = next(t["config"] for t in trials if t["trial_id"] == best["trial_id"])
+    _json(os.path.join(folder, "best.json"), {
+        "trial_id": best["trial_id"], "status": "completed", "metric": metric, "mode": spec.mode,
+        "value": best[f"{rank}_{metric}"], "config": {"model": "simple_cnn", **cfg},
+        "retrain_command": f"python -m trainables --config {folder}/best.json"})
+
+
+def _final(folder: str, rng) -> None:
+    acc = [[float(a) for a in sorted(rng.uniform(0.05, 0.3, 5), reverse=True)] for _ in CORRUPTIONS]
+    result = {"n": 10, "accuracy": dict(zip(CORRUPTIONS, acc)),
+              "corruption_mean": {c: float(np.mean(a)) for c, a in zip(CORRUPTIONS, acc)},
+              "severity_mean": [float(x) for x in np.mean(acc, axis=0)], "ood_acc": float(np.mean(acc)),
+              "clean_acc": 0.35}
+    result.update(ood_to_clean=result["ood_acc"] / 0.35, tuned_on=["gaussian_noise"],
+                  tuned_acc=result["corruption_mean"]["gaussian_noise"],
+                  held_out_acc=float(np.mean([result["corruption_mean"][c] for c in CORRUPTIONS[1:]])))
+    _json(os.path.join(folder, "robustness", "generated", "robustness.json"), result)
+    _json(os.path.join(folder, "final", "metrics.json"), {
+        "test_acc": 0.35, "seeds": [0], "per_seed": [{"seed": 0, "test_acc": 0.35}],
+        "ood_acc": {"generated": result["ood_acc"]}, "submission_note": "submission_ood.csv written"})
+
+
+def _csv(path: str, rows: list[dict]) -> None:
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _json(path: str, obj) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+
+
+def read_csv(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
