@@ -9,6 +9,7 @@ again as real processes at the end.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -74,6 +75,24 @@ class Case:
         return {"spec": d, "spec_hash": pipeline._spec_hash(spec)}
 
 
+def _folder(c, name, *files) -> str:
+    folder = c.tmp / name
+    folder.mkdir()
+    for f in files:
+        (folder / f).write_text("x")
+    return str(folder)
+
+
+def _bad_npz(kind: str, argv):
+    """(builder, words) for the bad .npz `kind` of tests/test_data.py: argv(case, path) -> the command line."""
+    def build(c):
+        return argv(c, _bad_file(kind, c.tmp, c.arrays)[0])
+
+    def words(c):
+        return _bad_file(kind, c.tmp, c.arrays)[1] if kind != "empty_source" else ["no data"]
+    return build, words
+
+
 def _line_of(text: str) -> int:
     return next(i for i, line in enumerate(SPACE.splitlines(), 1) if line.startswith(text))
 
@@ -109,7 +128,12 @@ ORCHESTRATOR = {
     "cpus-with-address": (lambda c: c.args("--cpus", "2", "--address", "10.0.0.5:6379"), ["--cpus", "--address"]),
     "download-into-a-file": (lambda c: c.args("--download"), ["--download", "is a file"]),
     "space-file-missing": (lambda c: c.args(space=str(c.tmp / "nope.yaml")), ["nope.yaml", "no such file"]),
-    "data-file-missing": (lambda c: c.args(data=str(c.tmp / "nope.npz")), ["nope.npz", "does not exist"]),
+    "space-is-a-directory": (lambda c: c.args(space=_folder(c, "spaces", "part1.yaml", "smoke.yml", "README.md")),
+                             ["spaces is a directory", "spaces/part1.yaml, ", "spaces/smoke.yml"]),
+    "space-is-a-directory-without-yaml": (lambda c: c.args(space=_folder(c, "empty", "README.md")),
+                                          ["empty is a directory with no .yaml file", "search_spaces/README.md"]),
+    "data-file-missing": (lambda c: c.args(data=str(c.tmp / "nope.npz")),
+                          ["--data", "nope.npz", "does not exist", "--download"]),
     "results-dir-under-a-file": (lambda c: (c.tmp / "file").write_text("x") and c.args("--results-dir",
                                  str(c.tmp / "file" / "results")), ["file/results/bad", "not writable"]),
     # results folders
@@ -125,7 +149,8 @@ ORCHESTRATOR = {
     # YAML
     "yaml-syntax": (lambda c: c.args(space=c.space("reduction_factor: 2}", "reduction_factor: 2")),
                     [f"bad-space.yaml:{_line_of('trials:')}:", "YAML syntax error"]),  # where PyYAML noticed
-    "yaml-unknown-key": (lambda c: c.args(space=c.space("\ntrials:", "\ntrails:")), ["trails", "did you mean 'trials'"]),
+    "yaml-unknown-key": (lambda c: c.args(space=c.space("\ntrials:", "\ntrails:")),
+                         ["trails", "did you mean 'trials'"]),
     "yaml-wrong-type": (lambda c: c.args(space=c.space("epochs: 4", "epochs: four")), ["epochs", "four"]),
     "yaml-impossible-range": (lambda c: c.args(space=c.space("low: 1.0e-4, high: 0.1", "low: 0.1, high: 1.0e-4")),
                               ["params.lr"]),
@@ -137,9 +162,7 @@ ORCHESTRATOR = {
     "yaml-more-cpus-than-the-machine": (lambda c: c.args(space=c.space("resources: {cpu: 1", "resources: {cpu: 64")),
                                         ["resources.cpu 64", f"{CPUS:g} CPUs"]),
     # data: every bad .npz of tests/test_data.py, then the torchvision CIFAR-100 folder
-    **{f"npz-{k}": ((lambda k: lambda c: c.args(data=_bad_file(k, c.tmp, c.arrays)[0]))(k),
-                    (lambda k: lambda c: _bad_file(k, c.tmp, c.arrays)[1])(k))
-       for k in BAD_FILE_CASES if k != "empty_source"},
+    **{f"npz-{k}": _bad_npz(k, lambda c, path: c.args(data=path)) for k in BAD_FILE_CASES if k != "empty_source"},
     "pickle-random-bytes": (lambda c: c.args(data=c.cifar(lambda b: (b / "train").write_bytes(os.urandom(5000)))),
                             ["cifar-100-python/train", "not a CIFAR-100 python pickle"]),
     "pickle-truncated": (lambda c: c.args(data=c.cifar(lambda b: _truncate(b / "test"))), ["cifar-100-python/test"]),
@@ -260,9 +283,7 @@ class Evil:
 
 # python -m trainables: id -> (builder(case) -> argv (--out is added), words)
 TRAINABLES = {
-    **{f"npz-{k}": ((lambda k: lambda c: ["--config", _config(c), "--data", _bad_file(k, c.tmp, c.arrays)[0]])(k),
-                    (lambda k: lambda c: _bad_file(k, c.tmp, c.arrays)[1] if k != "empty_source" else ["no data"])(k))
-       for k in BAD_FILE_CASES},
+    **{f"npz-{k}": _bad_npz(k, lambda c, path: ["--config", _config(c), "--data", path]) for k in BAD_FILE_CASES},
     "config-not-json": (lambda c: ["--config", str((c.tmp / "c.json").write_text("{lr: ") and c.tmp / "c.json")],
                         ["c.json", "not valid JSON"]),
     "config-not-a-mapping": (lambda c: ["--config", str((c.tmp / "c.json").write_text("[1]") and c.tmp / "c.json")],
@@ -276,9 +297,11 @@ TRAINABLES = {
                                  ["weights.pth", "do not match"]),
     "weights-that-run-code": (lambda c: _resnet(c, _weights(c, {"w": Evil()})), ["weights.pth", "could not be read"]),
     "out-under-a-file": (lambda c: ["--config", _config(c), "--out", str((c.tmp / "f").write_text("x") and
-                                                                       c.tmp / "f" / "out")], ["f/out", "Not a directory"]),
+                                                                       c.tmp / "f" / "out")],
+                         ["f/out", "Not a directory"]),
     "checkpoint-exists-no-resume": (lambda c: _checkpoint(c, {"epoch": 1}), ["checkpoint.pt", "--resume"]),
-    "checkpoint-corrupt": (lambda c: _checkpoint(c, os.urandom(3000), "--resume"), ["checkpoint.pt", "could not be read"]),
+    "checkpoint-corrupt": (lambda c: _checkpoint(c, os.urandom(3000), "--resume"),
+                           ["checkpoint.pt", "could not be read"]),
     "checkpoint-not-a-checkpoint": (lambda c: _checkpoint(c, {"weights": torch.zeros(2)}, "--resume"),
                                     ["checkpoint.pt", "not a training checkpoint"]),
     "checkpoint-of-another-config": (lambda c: _checkpoint(c, {"epoch": 1, "model": {}, "optimizer": {}, "history": [],
@@ -360,9 +383,127 @@ def test_as_a_real_process(name, case):
     assert "Traceback" not in proc.stderr
 
 
-def test_every_front_end_table_is_big_enough():
-    """The figures in RELIABILITY.md count these tables."""
-    assert len(ORCHESTRATOR) >= 40 and len(TRAINABLES) >= 25 and len(ROBUSTNESS) >= 7 and len(PROCESSES) == 4
+def test_the_figures_in_reliability_md_are_these_tables():
+    """RELIABILITY.md quotes how many bad inputs are tried: the numbers must be these tables' sizes."""
+    import re
+
+    text = open(os.path.join(ROOT, "RELIABILITY.md"), encoding="utf-8").read()
+    found = re.search(r"\*\*(\d+)\*\* cases: (\d+) `orchestrator.py`, (\d+) `python -m trainables`, (\d+) `robustness` "
+                      r"CLIs, (\d+) again as real processes", text)
+    assert found, "RELIABILITY.md no longer has the line with the bad-input figures"
+    tables = [ORCHESTRATOR, TRAINABLES, ROBUSTNESS, PROCESSES]
+    assert [int(v) for v in found.groups()] == [sum(map(len, tables))] + [len(t) for t in tables]
+
+
+# ---- every command line (trainables.cli.COMMANDS): a bad flag, missing arguments, the wrapper's mapping ----
+
+from trainables import cli  # noqa: E402
+from trainables.errors import UserError  # noqa: E402
+
+# Each command line with arguments that parse (nothing needs to exist: parsing fails on the bad flag first).
+PARSES = {
+    "orchestrator.py": ["--space", "s.yaml"],
+    "python -m trainables": ["--out", "o"],
+    "python -m robustness.ood": ["check", "d"],
+    "python -m robustness.generate": ["--npz", "x.npz", "--out", "o"],
+    "python -m robustness.report": ["--ood", "d", "--out", "o"],
+    "python -m sweep.report": ["results/x"],
+}
+
+
+def _main(prog):
+    import importlib
+
+    return importlib.import_module(cli.COMMANDS[prog]).main
+
+
+def _modules_with_a_main_guard() -> set[str]:
+    import ast
+
+    from source_scan import sources
+
+    found = set()
+    for path in sources(("sweep", "trainables", "robustness"), recursive=True):
+        tree = ast.parse(open(path, encoding="utf-8").read())
+        if any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in tree.body):
+            found.add(os.path.relpath(path, ROOT)[:-3].replace(os.sep, "."))
+    return found
+
+
+def test_every_command_line_is_in_the_registry_and_goes_through_the_wrapper():
+    import ast
+    import importlib
+
+    from source_scan import dotted_name
+
+    mains = _modules_with_a_main_guard() - {"orchestrator"}
+    assert mains and mains <= set(cli.COMMANDS.values()), mains - set(cli.COMMANDS.values())
+    assert sorted(PARSES) == sorted(cli.COMMANDS)
+    for prog, module in cli.COMMANDS.items():
+        tree = ast.parse(open(importlib.import_module(module).__file__, encoding="utf-8").read())
+        main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+        assert "cli.run" in {dotted_name(n.func) for n in ast.walk(main) if isinstance(n, ast.Call)}, prog
+        assert "cli.parser" in {dotted_name(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}, prog
+
+
+@pytest.mark.parametrize("prog", cli.COMMANDS)
+def test_missing_arguments_are_one_line(prog, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc = _run(_main(prog), [])
+    _one_clear_line(rc, capsys.readouterr().err, ["the following arguments are required", "see --help"])
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("prog", cli.COMMANDS)
+def test_a_bad_flag_is_one_line(prog, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc = _run(_main(prog), [*PARSES[prog], "--bogus", "x"])
+    _one_clear_line(rc, capsys.readouterr().err, ["unrecognized arguments: --bogus x", "see --help"])
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("prog", cli.COMMANDS)
+def test_a_bad_flag_as_a_real_process(prog, tmp_path):
+    """What the shell sees: `python -m robustness.ood --bogus x` printed argparse's usage block before."""
+    how = prog.split()[1:] if prog.startswith("python ") else [os.path.join(ROOT, prog)]
+    proc = subprocess.run([sys.executable, *how, *PARSES[prog], "--bogus"], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": ROOT})
+    _one_clear_line(proc.returncode, proc.stderr, ["unrecognized arguments: --bogus"])
+    assert "usage:" not in proc.stderr and proc.stdout == ""
+
+
+def _raise(exc):
+    def body():
+        raise exc
+    return body
+
+
+# what the command's body raises -> (exit status, the one line, or None: it must propagate as a bug)
+WRAPPER = {
+    "user-error": (_raise(UserError("--lr -1: must be > 0")), 2, "error: --lr -1: must be > 0"),
+    "disk-full": (_raise(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/r/best.json")), 2,
+                  "error: '/r/best.json': No space left on device; files written before are intact. Run it again"),
+    "read-only": (_raise(OSError(errno.EROFS, os.strerror(errno.EROFS), "/r")), 2,
+                  "error: '/r': Read-only file system; files written before are intact. Run it again"),
+    "ctrl-c": (_raise(KeyboardInterrupt()), 130, "interrupted. Nothing was lost"),
+    "done": (lambda: None, 0, None),
+    "its-own-status": (lambda: 3, 3, None),
+}
+
+
+@pytest.mark.parametrize("name", WRAPPER)
+def test_the_wrapper_maps_what_a_person_fixes_to_one_line(name, capsys):
+    body, status, line = WRAPPER[name]
+    rc = cli.run(body, after_write_error=lambda: "Run it again", after_interrupt="Nothing was lost")
+    err = capsys.readouterr().err
+    assert rc == status and err.strip().splitlines() == ([line] if line else []), err
+
+
+@pytest.mark.parametrize("exc", [OSError(errno.ENOENT, "No such file or directory", "x"), RuntimeError("bug"),
+                                 ValueError("bug")], ids=repr)
+def test_a_bug_keeps_its_traceback(exc):
+    with pytest.raises(type(exc)):
+        cli.run(_raise(exc))
 
 
 def test_write_space_helper_is_the_sweep_tests_space(tmp_path):
@@ -375,9 +516,10 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 GOOD_YAML = SPACE.format(name="prop", n=4)
+YAML_SYNTAX = list(":{}[]-#'\"\t\n &*!|>%@`,")
 DAMAGE = st.lists(st.tuples(st.integers(0, len(GOOD_YAML)), st.integers(0, 3),
-                            st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(list(":{}[]-#'\"\t\n &*!|>%@`,")),
-                                    max_size=3)), min_size=1, max_size=3)
+                            st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(YAML_SYNTAX), max_size=3)),
+                  min_size=1, max_size=3)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,

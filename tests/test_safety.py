@@ -43,7 +43,7 @@ def _module(path) -> str:
 
 def _violations(path) -> list[str]:
     bad = []
-    for tree, call in _calls(path):
+    for _, call in _calls(path):
         name, where = _name(call.func), f"{os.path.relpath(path, ROOT)}:{call.lineno}"
         if name == "torch.load" and not _is_true(_kw(call, "weights_only")):
             bad.append(f"{where}: torch.load without weights_only=True")

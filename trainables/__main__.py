@@ -5,7 +5,7 @@
 
 Writes DIR/metrics.json (status, config, seed, code commit, data fingerprint, per-epoch history, final
 clean test accuracy) and DIR/checkpoint.pt, both atomically after every epoch, so --resume continues.
-Exit status: 0 done, 2 bad input (one line `error: ...`), 3 diverged (NaN/inf loss).
+Exit status: 0 done, 2 bad input (one line `error: ...`), 3 diverged (NaN/inf loss), 130 Ctrl-C.
 """
 from __future__ import annotations
 
@@ -14,21 +14,18 @@ import json
 import os
 import sys
 
-EXIT_USER_ERROR, EXIT_DIVERGED = 2, 3
+from . import cli
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, like every other bad input, instead of usage + message
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+EXIT_DIVERGED = 3  # 0, 2 and 130: trainables.cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = _Parser(prog="python -m trainables", description="Train one CIFAR-100 config.")
+    p = cli.parser("python -m trainables", "Train one CIFAR-100 config.")
     p.add_argument("--config", help="JSON file of config keys (or a metrics.json/best.json with a 'config' key)")
     p.add_argument("--data", help="a .npz (x_train, y_train, x_test, y_test) or a torchvision CIFAR-100 root")
     p.add_argument("--out", required=True, help="output folder: metrics.json, checkpoint.pt")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     return p.parse_args(argv)
 
@@ -70,20 +67,10 @@ def overrides(pairs: list[str]) -> dict:
 
 
 def main(argv=None) -> int:
-    from .errors import UserError, write_error_message
-
     args = parse_args(argv)
-    try:
-        return run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except OSError as exc:  # disk full, unwritable --out: the machine, not a bug
-        message = write_error_message(exc)
-        if message is None:
-            raise
-        print(f"error: {message}. Fix that, then continue with --resume", file=sys.stderr)
-        return EXIT_USER_ERROR
+    # Disk full, unwritable --out: the machine, not a bug. checkpoint.pt is written after every epoch.
+    return cli.run(lambda: run(args), after_write_error="Fix that, then continue with --resume",
+                   after_interrupt="Finished epochs are saved in checkpoint.pt; continue with --resume")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     resume = None
     if os.path.exists(ckpt_path):
         if not args.resume:
-            raise UserError(f"'{args.out}' already holds checkpoint.pt; pass --resume to continue it or choose another --out")
+            raise UserError(f"'{args.out}' already holds checkpoint.pt; pass --resume to continue it "
+                            f"or choose another --out")
         resume = ckpt.load(ckpt_path)
         print(f"resuming from epoch {resume['epoch']} of {config.epochs}")
     elif args.resume:
