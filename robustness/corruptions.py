@@ -1,12 +1,13 @@
 """The 19 CIFAR-100-C corruptions at 5 severities, on uint8 (32, 32, 3) images, deterministic for a Generator.
 
-Parameters are the CIFAR ones of Hendrycks & Dietterich (ICLR 2019; hendrycks/robustness
-`ImageNet-C/create_c/make_cifar_c.py`), milder than ImageNet-C's. The PyPI package `imagecorruptions` has
-ImageNet-C's parameters hard-wired and draws from the global numpy RNG, so it is not called; this suite
-re-implements each corruption on scikit-image / OpenCV / SciPy / Pillow primitives, fixing what current
-libraries removed (`multichannel=` -> `channel_axis=-1`, `np.float_`) and replacing the ImageMagick motion
-blur (motion_blur, snow) by an OpenCV kernel (corruptions_blur.motion_kernel). Images are not bit-identical
-to the published CIFAR-100-C (other random draws; 8-bit rounding in motion blur), but equal in distribution.
+Parameters come from trainables/corruption_table.py (CIFAR-C's own, also read by the training augmentation
+trainables/corrupt_aug.py; tests/test_corruptions.py checks both change images alike). The PyPI package
+`imagecorruptions` has ImageNet-C's parameters hard-wired and draws from the global numpy RNG, so it is not
+called; this suite re-implements each corruption on scikit-image / OpenCV / SciPy / Pillow primitives,
+fixing what current libraries removed (`multichannel=` -> `channel_axis=-1`, `np.float_`) and replacing the
+ImageMagick motion blur (motion_blur, snow) by an OpenCV kernel (corruptions_blur.motion_kernel). Images are
+not bit-identical to the published CIFAR-100-C (other random draws; 8-bit rounding in motion blur), but equal
+in distribution.
 
     corrupt(image, "fog", 3, np.random.default_rng(0))  # -> uint8 (32, 32, 3)
 """
@@ -22,72 +23,71 @@ from PIL import Image
 from scipy.ndimage import map_coordinates
 from skimage.filters import gaussian
 
+from trainables.corruption_table import NAMES, SEVERITIES, param
 from trainables.errors import UserError, did_you_mean
 
 from .corruptions_blur import SIZE, defocus_blur, gaussian_blur, glass_blur, motion_blur, zoom_blur
 from .corruptions_weather import fog, frost, snow, spatter
-from .ood import CORRUPTIONS, SEVERITIES
 
 
 def gaussian_noise(x, severity, rng):
-    c = [0.04, 0.06, 0.08, 0.09, 0.10][severity - 1]
+    c = param("gaussian_noise", severity)
     x = x / 255.0
     return np.clip(x + rng.normal(size=x.shape, scale=c), 0, 1) * 255
 
 
 def shot_noise(x, severity, rng):
-    c = [500, 250, 100, 75, 50][severity - 1]
+    c = param("shot_noise", severity)
     return np.clip(rng.poisson(x / 255.0 * c) / c, 0, 1) * 255
 
 
 def impulse_noise(x, severity, rng):
-    c = [0.01, 0.02, 0.03, 0.05, 0.07][severity - 1]
+    c = param("impulse_noise", severity)
     return np.clip(skimage.util.random_noise(x / 255.0, mode="s&p", amount=c, rng=rng), 0, 1) * 255
 
 
 def speckle_noise(x, severity, rng):
-    c = [0.06, 0.1, 0.12, 0.16, 0.2][severity - 1]
+    c = param("speckle_noise", severity)
     x = x / 255.0
     return np.clip(x + x * rng.normal(size=x.shape, scale=c), 0, 1) * 255
 
 
 def contrast(x, severity, rng):
-    c = [0.75, 0.5, 0.4, 0.3, 0.15][severity - 1]
+    c = param("contrast", severity)
     x = x / 255.0
     means = x.mean(axis=(0, 1), keepdims=True)
     return np.clip((x - means) * c + means, 0, 1) * 255
 
 
 def brightness(x, severity, rng):
-    c = [0.05, 0.1, 0.15, 0.2, 0.3][severity - 1]
+    c = param("brightness", severity)
     hsv = skimage.color.rgb2hsv(x / 255.0)
     hsv[..., 2] = np.clip(hsv[..., 2] + c, 0, 1)
     return np.clip(skimage.color.hsv2rgb(hsv), 0, 1) * 255
 
 
 def saturate(x, severity, rng):
-    scale, shift = [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)][severity - 1]
+    scale, shift = param("saturate", severity)
     hsv = skimage.color.rgb2hsv(x / 255.0)
     hsv[..., 1] = np.clip(hsv[..., 1] * scale + shift, 0, 1)
     return np.clip(skimage.color.hsv2rgb(hsv), 0, 1) * 255
 
 
 def jpeg_compression(x, severity, rng):
-    quality = [80, 65, 58, 50, 40][severity - 1]
+    quality = param("jpeg_compression", severity)
     buffer = BytesIO()
     Image.fromarray(x).save(buffer, "JPEG", quality=quality)
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
 def pixelate(x, severity, rng):
-    c = [0.95, 0.9, 0.85, 0.75, 0.65][severity - 1]
+    c = param("pixelate", severity)
     small = Image.fromarray(x).resize((int(SIZE * c), int(SIZE * c)), Image.BOX)
     return np.asarray(small.resize((SIZE, SIZE), Image.BOX))
 
 
 def elastic_transform(x, severity, rng):
-    alpha, sigma, affine = np.array([(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05),
-                                     (0.1, 0.03, 0.03)][severity - 1]) * SIZE
+    alpha, sigma, affine = np.array(param("elastic_transform", severity)) * SIZE
     image = np.asarray(x, dtype=np.float32) / 255.0
     shape = image.shape
     centre, side = np.float32(shape[:2]) // 2, min(shape[:2]) // 3
@@ -101,12 +101,16 @@ def elastic_transform(x, severity, rng):
     return np.clip(map_coordinates(image, coords, order=1, mode="reflect").reshape(shape), 0, 1) * 255
 
 
-FUNCTIONS = {name: globals()[name] for name in CORRUPTIONS}  # generator order, checked by the tests
+# The suite's implementation of each corruption of the table, in its order (tests check it covers the table).
+SUITE = {f.__name__: f for f in (
+    gaussian_noise, shot_noise, impulse_noise, defocus_blur, glass_blur, motion_blur, zoom_blur, snow, frost, fog,
+    brightness, contrast, elastic_transform, pixelate, jpeg_compression, speckle_noise, gaussian_blur, spatter,
+    saturate)}
 
 
 def _check(name: str, severity: int) -> None:
-    if name not in FUNCTIONS:
-        raise UserError(f"unknown corruption '{name}'{did_you_mean(name, CORRUPTIONS)}")
+    if name not in SUITE:
+        raise UserError(f"unknown corruption '{name}'{did_you_mean(name, NAMES)}")
     if severity not in SEVERITIES:
         raise UserError(f"severity must be 1..5, got {severity!r}")
 
@@ -117,7 +121,7 @@ def corrupt(image: np.ndarray, name: str, severity: int, rng: np.random.Generato
     image = np.asarray(image)
     if image.shape != (SIZE, SIZE, 3) or image.dtype != np.uint8:
         raise UserError(f"corrupt() takes uint8 (32, 32, 3) images, got {image.dtype} {image.shape}")
-    out = np.asarray(FUNCTIONS[name](image, severity, rng))
+    out = np.asarray(SUITE[name](image, severity, rng))
     # The generator wrote np.uint8(float image): truncation, not rounding.
     return out if out.dtype == np.uint8 else np.clip(out, 0, 255).astype(np.uint8)
 

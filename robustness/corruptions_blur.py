@@ -1,4 +1,4 @@
-"""Blur corruptions at the CIFAR-10/100-C parameters (hendrycks/robustness make_cifar_c.py).
+"""Blur corruptions at the CIFAR-10/100-C parameters (trainables/corruption_table.py).
 
 Each takes a uint8 (32, 32, 3) image, a severity 1..5 and a numpy Generator, and returns values in
 [0, 255] (float or uint8); `corruptions.corrupt` turns them into uint8 the way the generator did.
@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 from scipy.ndimage import zoom as scipy_zoom
 from skimage.filters import gaussian
+
+from trainables.corruption_table import param
 
 SIZE = 32
 
@@ -63,13 +65,13 @@ def _disk(radius: float, alias_blur: float) -> np.ndarray:
 
 
 def gaussian_blur(x, severity, rng):
-    c = [0.4, 0.6, 0.7, 0.8, 1.0][severity - 1]
+    c = param("gaussian_blur", severity)
     # Hendrycks passed multichannel=True, removed from scikit-image; channel_axis=-1 is the same thing.
     return np.clip(gaussian(x / 255.0, sigma=c, channel_axis=-1), 0, 1) * 255
 
 
 def glass_blur(x, severity, rng):
-    sigma, delta, iterations = [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)][severity - 1]
+    sigma, delta, iterations = param("glass_blur", severity)
     x = np.uint8(gaussian(x / 255.0, sigma=sigma, channel_axis=-1) * 255)
     # The original loops h, w = 31..2 (descending) and "swaps" x[h, w] with x[h+dy, w+dx] by tuple
     # assignment of numpy views, which actually copies the neighbour into (h, w) and leaves the neighbour
@@ -86,19 +88,18 @@ def glass_blur(x, severity, rng):
 
 
 def defocus_blur(x, severity, rng):
-    radius, alias = [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)][severity - 1]
+    radius, alias = param("defocus_blur", severity)
     # One filter2D over the 3 channels equals the original per-channel loop (same kernel, same border).
     return np.clip(cv2.filter2D(x / 255.0, -1, _disk(radius, alias)), 0, 1) * 255
 
 
 def motion_blur(x, severity, rng):
-    radius, sigma = [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)][severity - 1]
+    radius, sigma = param("motion_blur", severity)
     return apply_motion_blur(np.ascontiguousarray(x), radius, sigma, rng.uniform(-45, 45))
 
 
 def zoom_blur(x, severity, rng):
-    factors = [np.arange(1, 1.06, 0.01), np.arange(1, 1.11, 0.01), np.arange(1, 1.16, 0.01),
-               np.arange(1, 1.21, 0.01), np.arange(1, 1.26, 0.01)][severity - 1]
+    factors = np.arange(1, param("zoom_blur", severity), 0.01)  # the generator's np.arange(1, 1.06, 0.01) ...
     x = (x / 255.0).astype(np.float32)
     out = np.zeros_like(x)
     for f in factors:

@@ -1,4 +1,4 @@
-"""Weather corruptions (snow, frost, fog, spatter) at the CIFAR-10/100-C parameters.
+"""Weather corruptions (snow, frost, fog, spatter) at the CIFAR-10/100-C parameters (trainables/corruption_table.py).
 
 Same contract as corruptions_blur. Frost overlays crops of the six frost photographs that the PyPI package
 `imagecorruptions` ships (the same files as hendrycks/robustness); as in the CIFAR generator only the first
@@ -13,6 +13,8 @@ import os
 import cv2
 import numpy as np
 from skimage.filters import gaussian
+
+from trainables.corruption_table import param
 
 from .corruptions_blur import SIZE, apply_motion_blur, clipped_zoom
 
@@ -47,7 +49,7 @@ def plasma_fractal(rng: np.random.Generator, mapsize: int = SIZE, wibbledecay: f
 
 
 def fog(x, severity, rng):
-    strength, decay = [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)][severity - 1]
+    strength, decay = param("fog", severity)
     x = x / 255.0
     max_val = x.max()
     x = x + strength * plasma_fractal(rng, wibbledecay=decay)[:SIZE, :SIZE, np.newaxis]
@@ -69,7 +71,7 @@ def frost_texture(index: int) -> np.ndarray:
 
 
 def frost(x, severity, rng):
-    keep, amount = [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)][severity - 1]
+    keep, amount = param("frost", severity)
     texture = frost_texture(int(rng.integers(5)))
     top, left = rng.integers(0, texture.shape[0] - SIZE), rng.integers(0, texture.shape[1] - SIZE)
     crop = texture[top:top + SIZE, left:left + SIZE].astype(np.float64)
@@ -77,9 +79,7 @@ def frost(x, severity, rng):
 
 
 def snow(x, severity, rng):
-    loc, scale, zoom, threshold, radius, sigma, keep = [
-        (0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
-        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)][severity - 1]
+    loc, scale, zoom, threshold, radius, sigma, keep = param("snow", severity)
     x = np.asarray(x, dtype=np.float32) / 255.0
     flakes = rng.normal(size=x.shape[:2], loc=loc, scale=scale)
     flakes = clipped_zoom(flakes[..., np.newaxis], zoom)[..., 0]
@@ -93,9 +93,7 @@ def snow(x, severity, rng):
 
 
 def spatter(x, severity, rng):
-    loc, scale, sigma, threshold, intensity, mud = [
-        (0.62, 0.1, 0.7, 0.7, 0.5, 0), (0.65, 0.1, 0.8, 0.7, 0.5, 0), (0.65, 0.3, 1, 0.69, 0.5, 0),
-        (0.65, 0.1, 0.7, 0.69, 0.6, 1), (0.65, 0.1, 0.5, 0.68, 0.6, 1)][severity - 1]
+    loc, scale, sigma, threshold, intensity, mud = param("spatter", severity)
     x = np.asarray(x, dtype=np.float32) / 255.0
     liquid = gaussian(rng.normal(size=x.shape[:2], loc=loc, scale=scale), sigma=sigma)
     liquid[liquid < threshold] = 0

@@ -17,23 +17,24 @@ import torch
 from trainables.errors import DataError
 from trainables.inference import predict
 
-from .ood import CORRUPTIONS, OOD_FILES, check_file, check_ood_dir
+from .ood import DL4DS_ORDER, OOD_FILES, check_file, check_ood_dir
 from .predict import predict_ood
 
 
 def find_ood(directory: str) -> list[str]:
-    """The 19 .npy paths of a DL4DS-named or a CIFAR-100-C-named directory, in generator order."""
+    """The 19 .npy paths of a DL4DS-named or a CIFAR-100-C-named directory, in DL4DS_ORDER (file i holds
+    corruption DL4DS_ORDER[i])."""
     if all(os.path.isfile(os.path.join(directory, f)) for f in OOD_FILES):
         check_ood_dir(directory)
         return [os.path.join(directory, f) for f in OOD_FILES]
-    named = [os.path.join(directory, f"{c}.npy") for c in CORRUPTIONS]
+    named = [os.path.join(directory, f"{c}.npy") for c in DL4DS_ORDER]
     if all(os.path.isfile(p) for p in named):
         n = None
         for path in named:
             n = check_file(path, n)
         return named
     raise DataError(f"'{directory}' holds neither distortion00..18.npy (DL4DS / robustness.generate) nor "
-                    f"{CORRUPTIONS[0]}.npy … {CORRUPTIONS[-1]}.npy (CIFAR-100-C)")
+                    f"{DL4DS_ORDER[0]}.npy … {DL4DS_ORDER[-1]}.npy (CIFAR-100-C)")
 
 
 def load_labels(directory: str, labels=None, n: int | None = None) -> np.ndarray:
@@ -54,8 +55,8 @@ def load_labels(directory: str, labels=None, n: int | None = None) -> np.ndarray
     return labels.reshape(5, -1) if n is not None and len(labels) == 5 * n else np.tile(labels, (5, 1))
 
 
-def accuracy_table(preds: np.ndarray, labels: np.ndarray, names=CORRUPTIONS, clean_acc: float | None = None) -> dict:
-    """Accuracies from predictions (files, 5n) and labels (5, n) or (n,)."""
+def accuracy_table(preds: np.ndarray, labels: np.ndarray, names=DL4DS_ORDER, clean_acc: float | None = None) -> dict:
+    """Accuracies from predictions (files, 5n) and labels (5, n) or (n,); row i of preds is corruption names[i]."""
     preds = np.asarray(preds)
     n = preds.shape[1] // 5
     labels = np.asarray(labels).reshape(-1, n)
@@ -83,7 +84,7 @@ def measure(model: torch.nn.Module, ood_dir: str, labels=None, clean_x=None, cle
     clean = None
     if clean_x is not None:
         clean = float((predict(model, clean_x, batch_size, device, **kw) == np.asarray(clean_y)).mean())
-    return accuracy_table(preds, labels, CORRUPTIONS, clean)
+    return accuracy_table(preds, labels, DL4DS_ORDER, clean)
 
 
 def format_table(result: dict) -> str:

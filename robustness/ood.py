@@ -18,14 +18,16 @@ import numpy as np
 from trainables.errors import DataError, UserError
 
 OOD_FILES = tuple(f"distortion{i:02d}.npy" for i in range(19))
-# CIFAR-100-C generator order (hendrycks/robustness make_cifar_c.py). That distortionNN follows it is likely,
-# not proven (CHALLENGE.md): per-corruption numbers on the real files carry that caveat.
-CORRUPTIONS = (
+# Which corruption each DL4DS file holds: DL4DS_ORDER[i] is in OOD_FILES[i]. This is a fact about the files, not
+# the suite's list (trainables/corruption_table.NAMES, the same 19 names, checked by tests/test_ood.py). We take
+# the CIFAR-100-C generator order (hendrycks/robustness make_cifar_c.py); that distortionNN follows it is likely,
+# not proven (CHALLENGE.md): per-corruption numbers on the real files carry that caveat. robustness.generate
+# writes its files in this order too, so generated sets and the DL4DS files are read alike.
+DL4DS_ORDER = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
     "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
     "speckle_noise", "gaussian_blur", "spatter", "saturate",
 )
-SEVERITIES = (1, 2, 3, 4, 5)
 FULL_N = 10000  # images per severity in the real files (the CIFAR-100 test set)
 FULL_BYTES = 153_600_128  # 128-byte .npy header + 50000*32*32*3
 # What the course's starter code downloads (GitHub redirects it to the Git LFS media server).
@@ -156,23 +158,23 @@ def images_per_severity(arrays) -> int:
 
 
 def main(argv=None) -> int:
-    import argparse
+    from trainables import cli
 
-    p = argparse.ArgumentParser(prog="python -m robustness.ood", description="Check or download the DL4DS OOD files.")
+    p = cli.parser("python -m robustness.ood", "Check or download the DL4DS OOD files.")
     p.add_argument("action", choices=("check", "download"))
     p.add_argument("directory")
     p.add_argument("--sha256", action="store_true", help="check: also verify sha256 (≈20 s for the real set)")
     p.add_argument("--checksums", help="sha256sum-style file to check against instead of the published hashes")
     args = p.parse_args(argv)
-    try:
+
+    def run() -> int:
         if args.action == "download":  # verifies what it fetches; files already there are checked below
             download_ood(args.directory, progress=lambda msg: print(msg, file=sys.stderr))
         arrays = check_ood_dir(args.directory, args.sha256, args.checksums)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"ok: {len(arrays)} files, {images_per_severity(arrays)} images per severity in '{args.directory}'")
-    return 0
+        print(f"ok: {len(arrays)} files, {images_per_severity(arrays)} images per severity in '{args.directory}'")
+        return 0
+
+    return cli.run(run, after_interrupt="A download resumes from its .part file when run again")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from trainables.errors import DataError
 from trainables.inference import predict_logits_batches
 
 from .ood import OOD_FILES, check_file, check_ood_dir
+from .progress import bar
 
 Progress = Callable[[int, int, int], None]  # (file index, images done in that file, images in that file)
 
@@ -38,7 +39,8 @@ def predict_ood(model: torch.nn.Module, source: str | Sequence, batch_size: int 
 
     Paths are opened one at a time and released after use; arrays given by the caller stay mapped as
     long as the caller holds them. `kw` goes to `trainables.inference.predict_logits_batches`
-    (channels_last, autocast_dtype).
+    (channels_last, autocast_dtype). A progress bar with an estimate goes to stderr (95,000 images took
+    6.5 silent minutes on a 2-core CPU before it); `progress` is called as well, for callers that log.
     """
     if isinstance(source, (str, os.PathLike)):
         check_ood_dir(os.fspath(source))  # fail before any work; the maps it returns are dropped at once
@@ -51,18 +53,18 @@ def predict_ood(model: torch.nn.Module, source: str | Sequence, batch_size: int 
     if len(first) % 5 or n == 0:
         raise DataError(f"OOD arrays need 5*n rows (one block per severity); the first has {len(first)}")
     out = np.empty((len(items), 5 * n), dtype=np.int64)
-    for i in range(len(items)):
-        x = first if i == 0 else _open(items[i], n)
-        first = None
-        if len(x) != 5 * n:
-            raise DataError(f"OOD array {i} has {len(x)} rows, the first has {5 * n}")
-        with warnings.catch_warnings():
-            # Read-only maps: torch warns that it cannot write into them; inference never writes its input.
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+    with bar(out.size, "predicting OOD set") as shown, warnings.catch_warnings():
+        # Read-only maps: torch warns that it cannot write into them; inference never writes its input.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        for i in range(len(items)):
+            x = first if i == 0 else _open(items[i], n)
+            first = None
+            if len(x) != 5 * n:
+                raise DataError(f"OOD array {i} has {len(x)} rows, the first has {5 * n}")
             for start, logits in predict_logits_batches(model, x, batch_size, device, **kw):
                 out[i, start:start + len(logits)] = logits.argmax(1).numpy()
+                shown.update(len(logits))
                 if progress:
                     progress(i, start + len(logits), len(x))
-        del x  # unmap: pages of finished files must not pile up in RSS
+            del x  # unmap: pages of finished files must not pile up in RSS
     return out
-

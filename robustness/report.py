@@ -18,13 +18,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from trainables.atomic import atomic_path, write_text  # noqa: E402
+from trainables.corruption_table import SEVERITIES  # noqa: E402
 from trainables.errors import UserError  # noqa: E402
 
 from .measure import find_ood, format_table  # noqa: E402
-from .ood import CORRUPTIONS, SEVERITIES  # noqa: E402
+from .ood import DL4DS_ORDER  # noqa: E402
 
 
-def heatmap_png(result: dict, path: str, title: str = "OOD accuracy (%)") -> str:
+def heatmap_png(result: dict, path: str, title: str = "OOD accuracy") -> str:
+    fig = heatmap_figure(result, title)
+    with atomic_path(path) as tmp:  # a kill mid-write leaves the previous picture, not half a PNG
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def heatmap_figure(result: dict, title: str = "OOD accuracy"):
+    """Corruption x severity accuracy in percent, each cell labelled as the table shows it."""
     names = list(result["accuracy"])
     grid = 100 * np.array([result["accuracy"][k] for k in names])
     fig, ax = plt.subplots(figsize=(5.5, 0.32 * len(names) + 1.4))
@@ -32,24 +42,25 @@ def heatmap_png(result: dict, path: str, title: str = "OOD accuracy (%)") -> str
     ax.set_xticks(range(5), [f"s{s}" for s in SEVERITIES])
     ax.set_yticks(range(len(names)), names, fontsize=8)
     for (i, j), v in np.ndenumerate(grid):
-        ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+        # One decimal, as in the table: rounding to whole percents showed a 0.5% cell as "0".
+        ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
     clean = result.get("clean_acc")
-    ax.set_title(f"{title}: mean {100 * result['ood_acc']:.1f}" + (f", clean {100 * clean:.1f}" if clean else ""),
+    ax.set_title(f"{title}: mean {100 * result['ood_acc']:.1f}%" + (f", clean {100 * clean:.1f}%" if clean else ""),
                  fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.05)
+    ax.set_xlabel("severity", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.05).set_label("accuracy (%)", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:  # a kill mid-write leaves the previous picture, not half a PNG
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def contact_images_generated(image: np.ndarray, seed: int = 0) -> np.ndarray:
-    """(19, 5, 32, 32, 3): `image` under every corruption and severity (as robustness.generate draws them)."""
+    """(19, 5, 32, 32, 3): `image` under every corruption and severity, rows in DL4DS_ORDER (as
+    robustness.generate draws them: one Generator per (seed, file index, severity))."""
+    from .corrupted_set import corruption_rng
     from .corruptions import corrupt
 
-    return np.stack([np.stack([corrupt(image, name, s, np.random.default_rng([seed, i, s])) for s in SEVERITIES])
-                     for i, name in enumerate(CORRUPTIONS)])
+    return np.stack([np.stack([corrupt(image, name, s, corruption_rng(seed, name, s)) for s in SEVERITIES])
+                     for name in DL4DS_ORDER])
 
 
 def contact_images_ood(arrays, index: int = 0) -> np.ndarray:
@@ -60,7 +71,7 @@ def contact_images_ood(arrays, index: int = 0) -> np.ndarray:
     return np.stack([np.stack([a[(s - 1) * n + index] for s in SEVERITIES]) for a in arrays])
 
 
-def contact_sheet_png(images: np.ndarray, path: str, clean: np.ndarray | None = None, names=CORRUPTIONS) -> str:
+def contact_sheet_png(images: np.ndarray, path: str, clean: np.ndarray | None = None, names=DL4DS_ORDER) -> str:
     """Rows = corruptions, columns = clean + severities 1..5, pixels shown unsmoothed.
 
     One mosaic image in one axes: 114 separate subplots took seconds to draw.
@@ -116,9 +127,10 @@ def _load_model(name: str, weights: str):
 
 
 def main(argv=None) -> int:
-    import argparse
+    from trainables import cli
 
-    p = argparse.ArgumentParser(prog="python -m robustness.report", description="Robustness report.")
+    p = cli.parser("python -m robustness.report", "Robustness report: contact sheet; with --weights, accuracy per "
+                                                  "corruption and severity (report.md + heatmap.png).")
     p.add_argument("--ood", required=True, help="DL4DS, generated or CIFAR-100-C directory")
     p.add_argument("--out", required=True)
     p.add_argument("--model", default="simple_cnn")
@@ -129,27 +141,27 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=512)
     args = p.parse_args(argv)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        paths = find_ood(args.ood)
-        if args.npz:
-            from .generate import load_split
+    return cli.run(lambda: _run(args))
 
-            x, _ = load_split(args.npz)
-            if not 0 <= args.index < len(x):
-                raise UserError(f"--index must be 0..{len(x) - 1}")
-            images, clean = contact_images_generated(x[args.index], args.seed), x[args.index]
-        else:
-            images, clean = contact_images_ood([np.load(q, mmap_mode="r") for q in paths], args.index), None
-        print(contact_sheet_png(images, os.path.join(args.out, "contact_sheet.png"), clean))
-        if args.weights:
-            from .measure import measure
 
-            result = measure(_load_model(args.model, args.weights), args.ood, args.labels, batch_size=args.batch_size)
-            print(write_report(result, args.out, f"Robustness of {args.model}")["markdown"])
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def _run(args) -> int:
+    os.makedirs(args.out, exist_ok=True)
+    paths = find_ood(args.ood)
+    if args.npz:
+        from .generate import load_split
+
+        x, _ = load_split(args.npz)
+        if not 0 <= args.index < len(x):
+            raise UserError(f"--index must be 0..{len(x) - 1}")
+        images, clean = contact_images_generated(x[args.index], args.seed), x[args.index]
+    else:
+        images, clean = contact_images_ood([np.load(q, mmap_mode="r") for q in paths], args.index), None
+    print(contact_sheet_png(images, os.path.join(args.out, "contact_sheet.png"), clean))
+    if args.weights:
+        from .measure import measure
+
+        result = measure(_load_model(args.model, args.weights), args.ood, args.labels, batch_size=args.batch_size)
+        print(write_report(result, args.out, f"Robustness of {args.model}")["markdown"])
     return 0
 
 

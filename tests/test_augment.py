@@ -6,7 +6,7 @@ import torch.nn.functional as nnf
 
 from trainables import augment as A
 from trainables.config import AUTO_AUGMENTS, TrainConfig
-from trainables.corrupt_aug import CORRUPTIONS, corrupt
+from trainables.corrupt_aug import AUGMENTATIONS, corrupt
 from trainables.data import MEAN, STD, normalize
 
 AUTOS = [a for a in AUTO_AUGMENTS if a != "none"]
@@ -169,11 +169,11 @@ def test_corruption_probability_extremes(p):
     assert changed.all() if p == 1.0 else not changed.any()
 
 
-@pytest.mark.parametrize("name", list(CORRUPTIONS))
+@pytest.mark.parametrize("name", list(AUGMENTATIONS))
 def test_each_corruption_at_each_severity(name):
     x = images(20).float() / 255
     sev = torch.arange(5).repeat(4)
-    out = CORRUPTIONS[name](x, sev, gen())
+    out = AUGMENTATIONS[name](x, sev, gen())
     assert out.shape == x.shape and torch.isfinite(out).all()
     q = out.clamp(0, 1).mul(255).round()
     assert (q != x.mul(255).round()).flatten(1).any(1).all()  # every severity changes every image

@@ -11,7 +11,7 @@ import torch
 
 from robustness.download import download_ood
 from robustness.measure import accuracy_table, format_table, load_labels, measure
-from robustness.ood import BASE_URL, CORRUPTIONS, OOD_FILES, SHA256, check_ood_dir, images_per_severity, main
+from robustness.ood import BASE_URL, DL4DS_ORDER, OOD_FILES, SHA256, check_ood_dir, images_per_severity, main
 from robustness.predict import predict_ood
 from trainables.data import MEAN, STD
 from trainables.errors import DataError
@@ -35,7 +35,7 @@ class PixelModel(torch.nn.Module):
 
 
 def test_constants():
-    assert len(OOD_FILES) == 19 == len(CORRUPTIONS) == len(set(CORRUPTIONS))
+    assert len(OOD_FILES) == 19 == len(DL4DS_ORDER) == len(set(DL4DS_ORDER))
     assert OOD_FILES[0] == "distortion00.npy" and OOD_FILES[-1] == "distortion18.npy"
     assert set(SHA256) == set(OOD_FILES) and all(len(h) == 64 and int(h, 16) >= 0 for h in SHA256.values())
 
@@ -121,9 +121,9 @@ def _labelled_ood(tmp_path, n=2):
     for f, name in enumerate(OOD_FILES):
         x = np.zeros((5 * n, 32, 32, 3), np.uint8)
         x[:, 0, 0, 0] = np.tile(labels, 5)
-        if CORRUPTIONS[f] == "gaussian_noise":
+        if DL4DS_ORDER[f] == "gaussian_noise":
             x[0, 0, 0, 0] = 50
-        if CORRUPTIONS[f] == "motion_blur":
+        if DL4DS_ORDER[f] == "motion_blur":
             x[4 * n:, 0, 0, 0] = 60
         np.save(os.path.join(tmp_path, name), x)
     return str(tmp_path), labels
@@ -153,7 +153,7 @@ def test_cifar100c_layout_with_repeated_labels(tmp_path):
     d, labels = _labelled_ood(tmp_path / "dl4ds")
     c = tmp_path / "c"
     c.mkdir()
-    for name, corruption in zip(OOD_FILES, CORRUPTIONS):
+    for name, corruption in zip(OOD_FILES, DL4DS_ORDER):
         os.rename(os.path.join(d, name), c / f"{corruption}.npy")
     np.save(c / "labels.npy", np.tile(labels, 5).astype(np.uint8))  # CIFAR-100-C stores 5n uint8 labels
     assert measure(PixelModel(), str(c))["ood_acc"] == pytest.approx(1 - 3 / 190)
@@ -166,7 +166,7 @@ def test_accuracy_table_small():
     preds[3, 5:] = 1  # file 3: severities 3 (images 0..1 ... ) see below
     labels = np.zeros(2, int)
     result = accuracy_table(preds, labels)
-    assert result["accuracy"][CORRUPTIONS[3]] == [1, 1, 0.5, 0, 0]
+    assert result["accuracy"][DL4DS_ORDER[3]] == [1, 1, 0.5, 0, 0]
     assert result["ood_acc"] == pytest.approx(1 - 5 / 190) and result["clean_acc"] is None
 
 
@@ -181,6 +181,89 @@ def test_report_files(tmp_path):
     assert images.shape == (19, 5, 32, 32, 3)
     png = contact_sheet_png(images, str(tmp_path / "sheet.png"), clean=images[0, 0])
     assert open(png, "rb").read(4) == b"\x89PNG"
+
+
+def test_heatmap_cells_show_one_decimal_and_a_labelled_colour_bar():
+    from robustness.report import heatmap_figure
+
+    preds = np.zeros((19, 5 * 200), int)
+    preds[0, :1] = 1  # gaussian_noise s1: 1 of 200 right = 0.5%, which whole percents showed as "0"
+    result = accuracy_table(preds, np.ones(200, int))
+    fig = heatmap_figure(result)
+    ax, bar = fig.axes
+    cells = [t.get_text() for t in ax.texts]
+    assert len(cells) == 95 and cells[0] == "0.5" and cells[1] == "0.0"
+    assert bar.get_ylabel() == "accuracy (%)" and "%" in ax.get_title()
+
+
+def test_prediction_progress_goes_to_stderr(tmp_path, capsys):
+    d = make_ood_dir(tmp_path, n=3)
+    predict_ood(PixelModel(), d, batch_size=4)
+    out, err = capsys.readouterr()
+    assert out == "" and "predicting OOD set" in err and "285/285" in err  # 19 files x 15 images, counted
+
+
+def test_labelled_ood_dir_is_scored_in_the_sweep(tmp_path):
+    from sweep.robust_eval import labelled_dir
+
+    d, labels = _labelled_ood(tmp_path / "ood")
+    preds = predict_ood(PixelModel(), d)
+    said = []
+    assert labelled_dir(preds, d, 0.5, str(tmp_path / "none"), said.append) is None  # no labels.npy: nothing
+    assert not os.path.exists(tmp_path / "none") and not said
+    np.save(os.path.join(d, "labels.npy"), labels)  # as robustness.generate writes it
+    result = labelled_dir(preds, d, 0.5, str(tmp_path / "rep"), said.append)
+    assert result["ood_acc"] == pytest.approx(1 - 3 / 190) and result["accuracy"]["motion_blur"] == [1, 1, 1, 1, 0]
+    assert said == [f"robustness (Labelled OOD folder ({d})): OOD accuracy 98.4%"]
+    assert {"report.md", "heatmap.png", "robustness.json"} <= set(os.listdir(tmp_path / "rep"))
+    assert "98.4" in open(tmp_path / "rep" / "report.md").read()
+
+
+def _arrays(n_test=60, n_train=200):
+    from trainables.data import Arrays
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (n_train + n_test, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(n_train + n_test) % 10
+    return Arrays(x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
+def test_generated_robustness_corrupts_once_per_data_and_scores_all(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from robustness import corrupted_set
+    from sweep import robust_eval
+
+    monkeypatch.setenv("CIFAR_SWEEP_CACHE", str(tmp_path / "cache"))
+    ood = SimpleNamespace(corruptions=("fog", "contrast"), severities=(1,), images=10, test_images=20, seed=0)
+    said = []
+    result = robust_eval.generated(PixelModel(), _arrays(), ood, 0.5, "cpu", str(tmp_path / "gen"), said.append)
+    assert result["n"] == 20 and len(result["accuracy"]) == 19
+    assert result["tuned_on"] == ["fog", "contrast"]  # in the suite's order
+    held = [result["corruption_mean"][c] for c in result["accuracy"] if c not in ("fog", "contrast")]
+    assert result["held_out_acc"] == pytest.approx(np.mean(held))
+    assert said[0].startswith("robustness: 20 test images x 19 corruptions x 5 severities")
+    assert said[-1].startswith("robustness (Generated") and said[-1].count("%") == 3
+    monkeypatch.setattr(corrupted_set, "corrupt_all", lambda *a, **k: pytest.fail("corrupted again"))
+    again = robust_eval.generated(PixelModel(), _arrays(), ood, 0.5, "cpu", str(tmp_path / "gen2"), said.append)
+    assert again["accuracy"] == result["accuracy"] and any("from the cache" in line for line in said)
+
+
+def test_ood_validation_set_is_the_trials_validation_images_corrupted(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from sweep.ood_val import build_ood_val
+    from trainables.data import split
+
+    monkeypatch.setenv("CIFAR_SWEEP_CACHE", str(tmp_path))
+    arrays = _arrays()
+    ood = SimpleNamespace(corruptions=("gaussian_noise", "jpeg_compression"), severities=(2, 5), images=10, seed=4)
+    x, y = build_ood_val(arrays, {"val_fraction": 0.25}, ood)["ood_val"]
+    assert x.shape == (2 * 2 * 10, 32, 32, 3) and len(y) == 40
+    val = split(arrays, 0.25)
+    assert np.bincount(y[:10], minlength=10).tolist() == [1] * 10  # class-balanced pick of the validation images
+    assert set(map(bytes, x[10:20].reshape(10, -1))).isdisjoint(set(map(bytes, val.x_val.reshape(len(val.x_val), -1))))
+    np.testing.assert_array_equal(y, np.tile(y[:10], 4))
 
 
 # --- download, against a server on 127.0.0.1 that honours Range like GitHub's LFS media server ---

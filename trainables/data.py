@@ -172,20 +172,39 @@ def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
     return base
 
 
+def stratified_subset(y: np.ndarray, n, seed: int | None = SPLIT_SEED) -> np.ndarray:
+    """Sorted indices of n items of y, spread over its classes in proportion to their sizes.
+
+    n is a total (shared out by largest remainder, so the shares sum to n and equal classes differ by at most
+    one) or an array of how many to take per class (np.unique(y) order). Within each class the items taken
+    are the first ones of a permutation drawn from `seed` (one Generator, classes in order), or the first in
+    index order when seed is None. Taking more per class only adds items: a smaller selection with the same
+    seed is always a subset of a larger one, which is how split() draws its validation images from its subset.
+    The one stratified selection of the project: the split, the OOD validation images (sweep/ood_val.py), the
+    robustness test images (sweep/robust_eval.py) and `robustness.generate --subset` all use it.
+    """
+    y = np.asarray(y)
+    classes, counts = np.unique(y, return_counts=True)
+    take = _allocate(counts, int(n)) if np.ndim(n) == 0 else np.asarray(n, dtype=np.int64)
+    if np.ndim(n) == 0 and not 0 <= n <= len(y):
+        raise DataError(f"cannot take {n} of {len(y)} items")
+    rng = None if seed is None else np.random.default_rng(seed)
+    members = (np.flatnonzero(y == c) for c in classes)
+    per_class = [m if rng is None else rng.permutation(m) for m in members]
+    return np.sort(np.concatenate([m[:k] for m, k in zip(per_class, take)] + [np.empty(0, np.int64)]))
+
+
 def split(arrays: Arrays, val_fraction: float, seed: int = SPLIT_SEED, subset: int = 0) -> Split:
     """Seeded, per-class (stratified) split of the training images; `subset` > 0 first keeps that many."""
     y = arrays.y_train
     if subset > len(y):
         raise DataError(f"subset {subset} is larger than the {len(y)} training images")
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(y, return_counts=True)
-    per_class = [rng.permutation(np.flatnonzero(y == c)) for c in classes]
-    if subset:
-        per_class = [idx[:k] for idx, k in zip(per_class, _allocate(counts, subset))]
-        counts = np.array([len(idx) for idx in per_class])
-    n_val = _allocate(counts, int(round(val_fraction * counts.sum())))
-    val = np.sort(np.concatenate([idx[:k] for idx, k in zip(per_class, n_val)]))
-    train = np.sort(np.concatenate([idx[k:] for idx, k in zip(per_class, n_val)]))
+    _, counts = np.unique(y, return_counts=True)
+    keep_per_class = _allocate(counts, subset) if subset else counts
+    keep = stratified_subset(y, keep_per_class, seed)
+    # Same seed, fewer per class: the validation images are the first of each class's draw, inside `keep`.
+    val = stratified_subset(y, _allocate(keep_per_class, int(round(val_fraction * keep_per_class.sum()))), seed)
+    train = np.setdiff1d(keep, val, assume_unique=True)
     if not len(train):
         raise DataError(f"no training images left after subset={subset} and val_fraction={val_fraction}")
     return Split(arrays.x_train[train], y[train], arrays.x_train[val], y[val])
