@@ -26,13 +26,18 @@ def importance(sweep: Sweep, plots: str) -> tuple[list[str], Importance]:
     lines = ["## Hyperparameter importance", ""]
     if imp.why_not:
         return lines + [f"Not measured: {imp.why_not}.", ""], imp
-    assessed = list(imp.scores[EVALUATORS[0]])
+    assessed = imp.ranking + [p for e in EVALUATORS for p in imp.scores[e] if p not in imp.ranking]
+    assessed = list(dict.fromkeys(assessed))
     left_out = [p for p in sweep.params if p not in assessed]
     lines += [f"Optuna's PED-ANOVA and fANOVA on `{sweep.metric}` at epoch {imp.epoch}, the deepest epoch that "
               f"{imp.trials} trials reached (ASHA stopped the rest earlier; trials compare fairly only at an "
               f"equal epoch). Shares of the explained variation; 1 is all of it.", ""]
-    rows = [[f"`{p}`", *[f"{imp.scores[e].get(p, 0.0):.3f}" for e in EVALUATORS]] for p in imp.ranking]
+    rows = [[f"`{p}`", *[f"{imp.scores[e][p]:.3f}" if p in imp.scores[e] else "–" for e in EVALUATORS]]
+            for p in assessed]
     lines += [table(["parameter", *EVALUATORS], rows), ""]
+    if any("–" in r for r in rows):
+        lines += ["A dash: that method did not assess the parameter (fANOVA needs it set in every trial; a "
+                  "conditional one is not).", ""]
     if left_out:
         lines += [f"Not assessed (set in only some of those trials: conditional): {', '.join(left_out)}.", ""]
     for name in EVALUATORS:

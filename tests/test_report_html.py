@@ -1,0 +1,65 @@
+"""report.html is one self-contained page: moved alone to another folder, headless Chromium still draws it
+with every picture (the screenshot is not blank and holds the plots' colours)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from report_util import FOLDERS, build
+
+from sweep import report
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+@pytest.fixture(scope="module", params=sorted(FOLDERS))
+def page(request, tmp_path_factory):
+    folder = build(tmp_path_factory.mktemp(request.param) / request.param, name=request.param,
+                   **FOLDERS[request.param])
+    text = report.write_report(folder)
+    with open(os.path.join(folder, "report.html"), encoding="utf-8") as f:
+        return {"folder": folder, "md": text, "html": f.read()}
+
+
+def test_every_picture_is_embedded(page):
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page["md"])
+    sources = re.findall(r'<img\b[^>]*\bsrc="([^"]+)"', page["html"])
+    assert len(sources) == len(pictures) >= 3
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in page["html"] and "https://" not in page["html"]  # nothing to fetch: reads offline
+
+
+def test_tables_and_headings_are_html(page):
+    assert page["html"].count("<h2>") == page["md"].count("\n## ")
+    assert "<table>" in page["html"] and "<th>rank</th>" in page["html"]
+
+
+def _screenshot(browser: str, html: str, folder) -> np.ndarray:
+    import matplotlib.image as mpimg
+
+    folder.mkdir()
+    page = folder / "report.html"  # alone in its folder: no plots/ beside it, only what is inside the file
+    page.write_text(html, encoding="utf-8")
+    shot = folder / "shot.png"
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           f"--user-data-dir={folder / 'profile'}", "--window-size=1200,4000", f"--screenshot={shot}", page.as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert shot.is_file(), proc.stderr[-2000:]
+    return mpimg.imread(str(shot))[..., :3]
+
+
+def test_headless_chromium_draws_it_alone(page, tmp_path):
+    browser = next((b for b in map(shutil.which, BROWSERS) if b), None)
+    if browser is None:
+        pytest.skip("no headless Chromium on this machine (Debian: apt-get install -y chromium)")
+    pixels = _screenshot(browser, page["html"], tmp_path / "full")
+    assert pixels.std() > 0.05  # not a blank page
+    assert (pixels.min(axis=2) < 0.5).mean() > 0.005  # text and tables drawn
+    # The same page without its pictures: what the pictures add is what the browser drew from the base64.
+    bare = _screenshot(browser, re.sub(r"<img\b[^>]*>", "", page["html"]), tmp_path / "bare")
+    drawn, text_only = (pixels.min(axis=2) < 0.95).mean(), (bare.min(axis=2) < 0.95).mean()
+    assert drawn > text_only + 0.03, (drawn, text_only)
