@@ -34,11 +34,14 @@ class Case:
     def __init__(self, tmp, synth_npz, synth_arrays):
         self.tmp, self.npz, self.arrays = tmp, synth_npz, synth_arrays
 
-    def space(self, old: str = "", new: str = "", name: str = "bad") -> str:
+    def space(self, old: str | None = None, new: str = "", name: str = "bad") -> str:
+        """The sweep tests' space; with `old`, its first `old` replaced by `new` (the damage must change it)."""
         text = SPACE.format(name=name, n=4)
-        assert old in text, old
+        if old is not None:
+            assert old and old in text and old != new, f"{old!r} -> {new!r} would not change the space"
+            text = text.replace(old, new, 1)
         path = self.tmp / f"{name}-space.yaml"
-        path.write_text(text.replace(old, new, 1))
+        path.write_text(text)
         return str(path)
 
     def args(self, *extra, data=None, space=None) -> list[str]:
