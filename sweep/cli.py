@@ -6,22 +6,19 @@ import os
 import shlex
 import sys
 
-from trainables.errors import UserError, write_error_message
+from trainables import cli
+from trainables.errors import UserError
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own exit is 2 too, but with a usage block; keep it one line
-        self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
+EXIT_USAGE = cli.EXIT_USAGE
+EXIT_RESUME = 75  # not finished: time limit or a scheduler's signal; run the printed command (job chains do)
+EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED  # Ctrl-C
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="orchestrator.py",
-        description="Run a hyperparameter sweep for a CIFAR-100 classifier: YAML search space → Ray Tune "
-                    "(Optuna sampler + ASHA early stopping) → best config retrained → submission_ood.csv + report.",
+    p = cli.parser(
+        "orchestrator.py",
+        "Run a hyperparameter sweep for a CIFAR-100 classifier: YAML search space → Ray Tune "
+        "(Optuna sampler + ASHA early stopping) → best config retrained → submission_ood.csv + report.",
     )
     p.add_argument("--space", required=True, help="search space YAML (see search_spaces/README.md)")
     p.add_argument("--data", help="CIFAR-100 source: a .npz (x_train, y_train, x_test, y_test) or a torchvision "
@@ -44,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", choices=("off", "offline", "online"), default="offline",
                    help="compare trials in wandb: offline (default, no key or network needed), online, or off")
     p.add_argument("--no-retrain", action="store_true", help="stop after the sweep: no retrain, no submission")
+    p.add_argument("--no-robustness", action="store_true",
+                   help="skip the robustness report of the final model (generated corruptions of the test set; "
+                        "the YAML's ood_val.test_images sets its size)")
+    p.add_argument("--time-limit", metavar="DURATION",
+                   help="e.g. 1h50m: no epoch starts that cannot end before it; then results so far are written "
+                        f"and the process exits with status {EXIT_RESUME} and the command to continue (--resume). "
+                        "SIGTERM, SIGUSR1 and SIGUSR2 (a scheduler's warning) do the same")
+    p.add_argument("--plan", action="store_true",
+                   help="print the plan (trials, epochs with ASHA's expected cut, wall time when measured) and exit")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one YAML setting by its key path, e.g. --set resources.gpu=0 "
                         "--set fixed.epochs=10 --set params.lr.high=0.1 (repeatable; values read as YAML)")
@@ -83,47 +89,79 @@ def _check_flags(args) -> None:
                         ("--cpus", args.cpus)):
         if value is not None and value < 1:
             raise UserError(f"{flag} {value}: must be at least 1")
+    if args.time_limit is not None:
+        from .plan import parse_duration
+
+        try:
+            args.time_limit_s = parse_duration(args.time_limit)
+        except ValueError as exc:
+            raise UserError(f"--time-limit {exc}") from None
+        if args.time_limit_s < 10:
+            raise UserError(f"--time-limit {args.time_limit}: {args.time_limit_s:g} s is less than the 10 s a sweep "
+                            f"needs to save and stop; allowed: 10 s or more (e.g. 1h50m)")
     if args.cpus and args.address:
         raise UserError("--cpus sizes the local Ray started on this machine; with --address the cluster decides")
     if args.download and args.data and os.path.isfile(args.data):
         raise UserError(f"--download fetches CIFAR-100 into a folder, but --data {args.data} is a file; "
                         f"drop --download, or give a folder")
+    if args.data and not args.download and not os.path.exists(args.data):
+        raise UserError(f"--data {args.data} does not exist; give a CIFAR-100 .npz (x_train, y_train, x_test, y_test) "
+                        f"or a torchvision CIFAR-100 folder, or add --download to fetch CIFAR-100 into that folder")
+    if os.path.isdir(args.space):
+        found = sorted(f for f in os.listdir(args.space) if f.endswith((".yaml", ".yml")))
+        raise UserError((f"--space {args.space} is a directory; give one search space YAML file in it: "
+                         + ", ".join(os.path.join(args.space, f) for f in found)) if found else
+                        f"--space {args.space} is a directory with no .yaml file in it; give a search space YAML file "
+                        f"(see search_spaces/README.md)")
     if not os.path.isfile(args.space):
         raise UserError(f"--space {args.space}: no such file")
+
+
+def request_from(args, command: str):
+    from .api import SweepRequest
+
+    return SweepRequest(
+        space=args.space, overrides=_overrides(args), smoke=args.smoke_test, results_dir=args.results_dir,
+        resume=args.resume, address=args.address, storage=args.storage, wandb=args.wandb,
+        retrain=not args.no_retrain, robustness=not args.no_robustness, cpus=args.cpus,
+        time_limit_s=getattr(args, "time_limit_s", None), job_s=getattr(args, "time_limit_s", None),
+        plan_only=args.plan, command=command)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     command = "python orchestrator.py " + " ".join(shlex.quote(a) for a in argv)
-    try:
+    state = {"started": args.resume}  # set once the sweep has a results folder: then the command gets --resume
+
+    def again() -> str:
+        return _again(args, command, state["started"])
+
+    def done() -> str:
+        return "Finished trials are saved; continue with" if state["started"] else "Nothing was started; run again with"
+
+    def sweep() -> int:
         _check_flags(args)
         if not args.address:
             # A laptop sweep has no business listening on the network: unset, local Ray binds every interface.
             # Ray reads this once at import (it also forbids joining nodes, which a local run never does).
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        from . import pipeline  # late: Ray import costs seconds; --help and bad flags answer at once
+        from .api import run_sweep  # late: Ray import costs seconds; --help and bad flags answer at once
 
-        return pipeline.run(args, _overrides(args), command)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:  # disk full, unwritable results folder: the machine, not a bug
-        message = write_error_message(exc)
-        if message is None:
-            raise
-        print(f"error: {message}. Fix that, then run: {_again(args, command)}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        done = "Finished trials are saved; continue with" if _resumable(args) else "Nothing was started; run again with"
-        print(f"\ninterrupted. {done}:\n  {_again(args, command)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        outcome = run_sweep(request_from(args, command))
+        state["started"] = outcome.started
+        if outcome.finished or args.plan:
+            return 0
+        if outcome.stop_reason == "ctrl-c":  # the API caught it to save the results: the same message and status
+            raise KeyboardInterrupt
+        print(f"\nnot finished ({outcome.stop_reason}). {done()}:\n  {again()}", file=sys.stderr)
+        return EXIT_RESUME
+
+    # Disk full, unwritable results folder: the machine, not a bug.
+    return cli.run(sweep, after_write_error=lambda: f"Fix that, then run: {again()}",
+                   after_interrupt=lambda: f"{done()}:\n  {again()}")
 
 
-def _resumable(args) -> bool:
-    return args.resume or getattr(args, "sweep_started", False)  # the pipeline sets it once sweep.json is written
-
-
-def _again(args, command: str) -> str:
+def _again(args, command: str, started: bool) -> str:
     """The command that continues from here: with --resume once the sweep has a results folder."""
-    return command + " --resume" if _resumable(args) and not args.resume else command
+    return command + " --resume" if started and not args.resume else command

@@ -15,7 +15,7 @@ from trainables.errors import UserError
 
 from . import ray_adapter, report, results, tracking
 from .api import SweepOutcome, SweepRequest
-from .console import Console, say
+from .console import Console, fmt, say
 from .deadline import Deadline
 from .outcome import Listeners, StopReason, StopRequested
 from .plan import make_plan
@@ -110,9 +110,7 @@ def run(req: SweepRequest) -> SweepOutcome:
 
 
 def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
-    spec = load_space(req.space, req.overrides)
-    if req.smoke:
-        spec = spec.with_smoke()
+    spec = load_space(req.space, req.overrides, smoke=req.smoke)  # file < smoke: section < flags and --set
     folder = state["folder"] = os.path.abspath(os.path.join(req.results_dir, spec.name))
     storage = req.storage or os.path.join(folder, "ray")
     plan = make_plan(spec)
@@ -183,11 +181,20 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
     if req.retrain and spec.retrain.enabled and best is not None:
         from .final import finalize
 
-        finalize(folder, spec, arrays, track, robustness=req.robustness, deadline=deadline)
+        if not torch_has_gpu() and cluster["gpu"] >= 1:
+            say(f"retrain and OOD prediction run on a GPU node; progress: {os.path.join(folder, 'logs', 'final.log')}")
+        ray_adapter.call_where_gpu(finalize, folder, spec, arrays, track, robustness=req.robustness,
+                                   deadline=deadline)
     report.write_report(folder)
     say(f"report: {os.path.join(folder, 'report.md')}")
     say(f"results folder: {folder}")
     return SweepOutcome(folder, True, True, best=best, trials=len(ended), planned=spec.trials.num_samples)
+
+
+def torch_has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @contextlib.contextmanager
@@ -243,5 +250,5 @@ def _write_results(folder: str, run_, spec, manifest: dict) -> dict | None:
                            f"--data {manifest['data']['path']} --out {os.path.join(folder, 'alone')}",
     }
     atomic.write_json(os.path.join(folder, "best.json"), best_json)
-    say(f"best trial {best.trial_id}: {spec.metric} = {value:.4f} ({results.rule_text(spec)})")
+    say(f"best trial {best.trial_id}: {spec.metric} {fmt(spec.metric, value)} ({results.rule_text(spec)})")
     return best_json

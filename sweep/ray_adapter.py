@@ -1,14 +1,17 @@
 """Every Ray call lives here: Ray's trainable API changed four times in its own examples.
 
-The trial function maps the plain `train(config, report)` onto `tune.report` / `tune.get_checkpoint`.
+The trial function maps the plain `train(config, report)` onto `tune.report` / `tune.get_checkpoint`; what
+comes back is `sweep.outcome` data (our statuses, the engine's metric names), and per-trial events go to
+`outcome.Listener`s (console, tracking, time limit), never to Ray's own integrations.
 """
 from __future__ import annotations
 
 import logging
 import os
 import resource
+import signal
 import tempfile
-from dataclasses import dataclass
+import time
 from typing import Any
 
 import torch
@@ -17,6 +20,8 @@ from pyarrow.fs import FileSelector, FileType
 from trainables.config import TrainConfig
 from trainables.errors import DivergedError, UserError
 
+from .outcome import Listener, Status, StopReason, SweepRun, TrialOutcome
+
 CKPT_FILE = "state.pt"
 DIVERGED_MARK = "diverged.txt"
 FINISHED_MARK = "finished.txt"
@@ -24,21 +29,37 @@ FINISHED_MARK = "finished.txt"
 # Per-epoch checkpoints trip a warning meant for sub-second reporting loops.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# Tune's own console output (configuration box, TensorBoard hint, status tables) is replaced by sweep/console.py;
+# verbose=0 silences only the old output engine.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# A local Ray bound to 127.0.0.1 needs no token (it is the only one on this machine that can talk to it); Ray
+# prints a warning about the token on every start otherwise.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
+from ray.tune.result import AUTO_RESULT_KEYS  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+
+# What Tune adds to every result: dropped at the boundary, so no Ray name reaches results files or trackers.
+_RAY_KEYS = frozenset(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint",
+                                          "iterations_since_restore", "checkpoint_dir_name"}
 
 
 class ClusterError(UserError):
     pass
 
 
-def start(address: str | None, num_cpus: int | None = None, runtime_env: dict | None = None) -> dict:
-    """Start local Ray (the default) or join a cluster; returns the cluster's total resources."""
+def start(address: str | None, num_cpus: int | None = None, runtime_env: dict | None = None,
+          log_dir: str | None = None) -> dict:
+    """Start local Ray (the default) or join a cluster; returns the cluster's total resources. Ray's and
+    Optuna's own log lines go to log_dir/ray.log, not the console."""
+    if log_dir:
+        _log_to_file(os.path.join(log_dir, "ray.log"))
     if ray.is_initialized():
         return cluster_resources()
-    kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                              configure_logging=not log_dir)
     try:
         if address:
             ray.init(address=address, runtime_env=runtime_env, **kw)
@@ -49,9 +70,40 @@ def start(address: str | None, num_cpus: int | None = None, runtime_env: dict | 
     return cluster_resources()
 
 
-def stop() -> None:
-    if ray.is_initialized():
-        ray.shutdown()
+def _log_to_file(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("ray", "optuna"):
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+    import optuna
+
+    optuna.logging.disable_default_handler()
+
+
+def call_where_gpu(fn, *args, **kwargs):
+    """fn(*args, **kwargs) where a GPU is: here when this process has one (or the cluster has none), else as a
+    Ray task holding one GPU (a cluster whose head node has no GPU: the retrain must not run on its CPU).
+    Exceptions come back as fn raised them; Ctrl-C here cancels the task."""
+    if torch.cuda.is_available() or not ray.is_initialized() or cluster_resources()["gpu"] < 1:
+        return fn(*args, **kwargs)
+    ref = ray.remote(num_gpus=1, max_retries=0)(fn).remote(*args, **kwargs)
+    done = False
+    try:
+        result = ray.get(ref)
+        done = True
+        return result
+    except ray.exceptions.RayTaskError as exc:
+        done = True
+        raise exc.cause from None
+    finally:
+        if not done:
+            ray.cancel(ref, force=True)
 
 
 def cluster_resources() -> dict:
@@ -85,7 +137,8 @@ def _trial(config: dict, data=None, extra_val=None) -> None:
 
     def report(metrics: dict, state: dict) -> None:
         # Peak memory of this trial's process (Linux: KiB), so trials.csv shows what each one needs.
-        metrics = {**metrics, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        metrics = {**metrics, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                   "ended_at": time.time()}
         with tempfile.TemporaryDirectory() as d:
             torch.save(state, os.path.join(d, CKPT_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
@@ -214,24 +267,78 @@ def _read_mark(text: str) -> dict:
     return {"epoch": int(epoch), "step": int(step), "loss": float(loss)}
 
 
-@dataclass
-class SweepRun:
-    """What the rest of the sweep needs from Ray, as plain data."""
-
-    trials: list[dict]  # one per trial: id, status, error, config, last metrics, epochs
-    histories: dict[str, list[dict]]  # trial id -> per-epoch metrics
-    experiment_path: str
-    unfinished: int = 0  # trials stopped before they finished (not errored): Tune was interrupted
-
-
 def experiment_exists(path: str) -> bool:
     return tune.Tuner.can_restore(path)
 
 
+_stop = {"reason": None}
+# The running sweep's listener and budget. Module state, not the callback's: Tune pickles its callbacks into
+# the experiment (tuner.pkl) and restores them on --resume, where the listener of this run must be used.
+_current: dict[str, Any] = {"listener": Listener(), "max_epochs": 0}
+
+
+def request_stop(reason: StopReason) -> None:
+    """Stop the running sweep as Ctrl-C does (every trial keeps its last checkpoint; Tune saves its state), for
+    `reason`. Tune's loop checks its interrupt flag between steps: SIGUSR1 sets it."""
+    if _stop["reason"] is None:
+        _stop["reason"] = reason
+    os.kill(os.getpid(), signal.SIGUSR1)
+
+
+class _Events(tune.Callback):
+    """Tune's callbacks, turned into Listener events (our statuses, the engine's metric names). Also takes over
+    the stop signals once Tune has set its own handlers, to know why it was stopped: Ctrl-C, or a scheduler."""
+
+    @property
+    def listener(self) -> Listener:
+        return _current["listener"]
+
+    def setup(self, **info):
+        ray_handler = signal.getsignal(signal.SIGUSR1)  # Tune's: sets its interrupt flag
+
+        def handler(reason):
+            def on_signal(signum, frame):
+                if _stop["reason"] is None:
+                    _stop["reason"] = reason
+                if callable(ray_handler):
+                    ray_handler(signum, frame)
+            return on_signal
+
+        signal.signal(signal.SIGINT, handler(StopReason.CTRL_C))
+        for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM):
+            signal.signal(sig, handler(StopReason.SIGNAL))
+
+    def on_step_begin(self, iteration, trials, **info):
+        self.listener.on_tick()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.listener.on_start(trial.trial_id, dict(trial.config or {}))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.listener.on_result(trial.trial_id, _engine(result))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        last = _engine(trial.last_result or {})
+        if _stop["reason"] is not None and not _finished_mark(trial.storage.storage_filesystem,
+                                                               trial.storage.trial_fs_path):
+            return  # stopped by the interrupt, not finished: said once, at the end
+        done = int(last.get("epoch", 0) or 0) >= _current["max_epochs"]
+        self.listener.on_end(trial.trial_id, Status.COMPLETED if done else Status.STOPPED_EARLY, last, "")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        err = trial.error_msg or ""
+        self.listener.on_end(trial.trial_id, Status.ERRORED, _engine(trial.last_result or {}),
+                             _last_line(err) if err else "error")
+
+
 def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: bool = False,
-              callbacks: list | None = None, verbose: int = 1) -> SweepRun:
+              listener: Listener | None = None) -> SweepRun:
+    """Run (or continue) the sweep; returns its trials as plain data. Stopped early by Ctrl-C, request_stop or
+    a scheduler's signal: the trials not finished come back INTERRUPTED and `stop_reason` says why."""
     from ray.tune.search.optuna import OptunaSearch
 
+    _current.update(listener=listener or Listener(), max_epochs=spec.epochs)
+    _stop["reason"] = None
     res = spec.resources
     trainable = tune.with_resources(
         tune.with_parameters(_trial, data=data, extra_val=extra_val), {"cpu": res.cpu, "gpu": res.gpu}
@@ -258,8 +365,7 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
                 reuse_actors=True,  # a fresh worker per trial re-imports torch: seconds each on a laptop
             ),
             run_config=tune.RunConfig(
-                name=spec.name, storage_path=storage_path, verbose=verbose,
-                callbacks=callbacks,
+                name=spec.name, storage_path=storage_path, verbose=0, callbacks=[_Events()],
                 # 1, not more: Tune saves and syncs its experiment state to the results folder after every
                 # num_to_keep checkpoints of a trial (else every >= 10 s), so after each epoch of any trial a
                 # kill -9 loses nothing Tune knew. (_catch_up covers the moment between the two.)
@@ -267,41 +373,69 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
                 failure_config=tune.FailureConfig(max_failures=spec.trials.max_failures),
             ),
         )
-    grid = tuner.fit()
-    return _collect(grid, spec.epochs, exp_path)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)}
+    try:
+        grid = tuner.fit()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    run = _collect(grid, spec.epochs, exp_path)
+    if run.interrupted and _stop["reason"] is None:
+        _stop["reason"] = StopReason.CTRL_C
+    run.stop_reason = str(_stop["reason"]) if run.interrupted or _stop["reason"] else ""
+    return run
 
 
 def _short_name(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
+def _engine(result: dict) -> dict:
+    return {k: v for k, v in (result or {}).items() if k not in _RAY_KEYS and k != "config"}
+
+
+def _finished_mark(fs, folder: str) -> bool:
+    return fs.get_file_info(os.path.join(folder, FINISHED_MARK)).type != FileType.NotFound
+
+
 def _collect(grid, max_epochs: int, exp_path: str) -> SweepRun:
-    trials, histories, unfinished = [], {}, 0
+    trials = []
     for result in grid:
-        metrics = dict(result.metrics or {})
-        tid = metrics.get("trial_id") or os.path.basename(result.path).removeprefix("trial_")
+        raw = dict(result.metrics or {})
+        tid = raw.get("trial_id") or os.path.basename(result.path).removeprefix("trial_")
         df = result.metrics_dataframe
         hist = [] if df is None else df.to_dict("records")
-        epochs = int(metrics.get("training_iteration", len(hist)) or 0)
-        hist = _complete_history(hist, epochs, result.checkpoint)
-        if result.error is not None:
-            status, error = "errored", _error_line(result.error)
-        elif epochs >= max_epochs:
-            status, error = "completed", ""
-        else:
-            status, error = "stopped_early", ""
-        ckpt = result.checkpoint.path if result.checkpoint is not None else None
-        trials.append({"trial_id": tid, "status": status, "error": error, "epochs": epochs,
-                       "config": dict(result.config or {}), "metrics": metrics, "path": result.path,
-                       "checkpoint": ckpt})
-        histories[tid] = hist
+        epochs = int(raw.get("training_iteration", len(hist)) or 0)
+        hist = [_engine(h) for h in _complete_history(hist, epochs, result.checkpoint)]
         # Ctrl-C makes fit() return normally, the trials it stopped marked TERMINATED like finished ones. A
         # finished trial has a FINISHED_MARK (or, from before marks, `done`; a restored trial that ended
         # without a new result keeps `done` False, so `done` alone is not enough).
-        marked = result.filesystem.get_file_info(os.path.join(result.path, FINISHED_MARK)).type != FileType.NotFound
-        if result.error is None and not marked and not metrics.get("done"):
-            unfinished += 1
-    return SweepRun(trials, histories, exp_path, unfinished)
+        finished = _finished_mark(result.filesystem, result.path) or bool(raw.get("done"))
+        error = ""
+        if result.error is not None and not _is_interrupt(result.error):
+            status, error = Status.ERRORED, _last_line(str(result.error)) or type(result.error).__name__
+        elif not finished:
+            status = Status.INTERRUPTED
+        elif epochs >= max_epochs:
+            status = Status.COMPLETED
+        else:
+            status = Status.STOPPED_EARLY
+        trials.append(TrialOutcome(
+            trial_id=tid, status=status, config=dict(result.config or {}), metrics=_engine(raw), history=hist,
+            checkpoint=result.checkpoint.path if result.checkpoint is not None else None,
+            wall_s=float(raw.get("time_total_s", 0.0) or 0.0), error=error))
+    return SweepRun(trials, exp_path)
+
+
+def _is_interrupt(err: BaseException) -> bool:
+    """A trial whose worker got the Ctrl-C itself (a terminal sends it to the whole process group) errors with
+    the KeyboardInterrupt Ray wrapped: interrupted, not failed."""
+    seen = err
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt) or isinstance(getattr(seen, "cause", None), KeyboardInterrupt):
+            return True
+        seen = seen.__cause__
+    return "KeyboardInterrupt" in str(err)
 
 
 def _complete_history(hist: list[dict], epochs: int, checkpoint) -> list[dict]:
@@ -317,10 +451,9 @@ def _complete_history(hist: list[dict], epochs: int, checkpoint) -> list[dict]:
     return [ray_rows.get(m["epoch"], {**m, "training_iteration": m["epoch"]}) for m in saved[:epochs]]
 
 
-def _error_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
+def _last_line(text: str) -> str:
     # Ray wraps the trial's exception in a RayTaskError whose last line is the original message.
-    for line in reversed(text):
+    for line in reversed(text.strip().splitlines()):
         if line.strip():
             return line.strip()[:500]
-    return type(err).__name__
+    return ""

@@ -7,29 +7,57 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from typing import Any
 
 from trainables import atomic
 
-STATUSES = ("completed", "stopped_early", "errored")
+from .outcome import Status, SweepRun, TrialOutcome
+
+# Per-epoch columns of history.csv, in this order; any other `*_acc`/`*_loss` a trial reported follows.
+HISTORY = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "images_per_s",
+           "peak_rss_mb", "ended_at"]
 
 
-def trial_rows(run, spec) -> list[dict[str, Any]]:
+def select_rule(spec) -> str:
+    return getattr(spec, "select", "last_epoch") or "last_epoch"
+
+
+def rule_text(spec) -> str:
+    which = "its best epoch" if select_rule(spec) == "best_epoch" else "its last epoch"
+    return (f"ranked by {spec.metric} ({'higher' if spec.mode == 'max' else 'lower'} is better) at {which}; "
+            f"trials that trained every epoch first")
+
+
+def _values(t: TrialOutcome, metric: str) -> list[float]:
+    return [float(h[metric]) for h in t.history if _finite(h.get(metric))]
+
+
+def best_value(t: TrialOutcome, spec) -> float | None:
+    values = _values(t, spec.metric)
+    return (max if spec.mode == "max" else min)(values) if values else None
+
+
+def rank_value(t: TrialOutcome, spec) -> float | None:
+    """The value a trial is ranked by: its last epoch's metric, or its best epoch's (YAML `select`)."""
+    if select_rule(spec) == "best_epoch":
+        return best_value(t, spec)
+    last = t.metrics.get(spec.metric)
+    return float(last) if _finite(last) else None
+
+
+def trial_rows(run: SweepRun, spec) -> list[dict[str, Any]]:
     """One row per trial: id, status, epochs, every hyperparameter, final and best metric, time, error."""
     rows = []
     for t in run.trials:
-        hist = run.histories.get(t["trial_id"], [])
-        values = [h.get(spec.metric) for h in hist if _finite(h.get(spec.metric))]
-        best = (max if spec.mode == "max" else min)(values) if values else None
-        final = t["metrics"].get(spec.metric) if t["status"] != "errored" else None
-        row = {"trial_id": t["trial_id"], "status": t["status"], "epochs": t["epochs"]}
-        row.update({p: t["config"].get(p, "") for p in spec.param_names})
+        best = best_value(t, spec)
+        final = t.metrics.get(spec.metric) if t.status is not Status.ERRORED else None
+        row = {"trial_id": t.trial_id, "status": str(t.status), "epochs": t.epochs}
+        row.update({p: t.config.get(p, "") for p in spec.param_names})
         row.update({
             f"final_{spec.metric}": final if _finite(final) else "",
             f"best_{spec.metric}": best if best is not None else "",
-            "time_s": round(float(t["metrics"].get("time_total_s", 0.0) or 0.0), 2),
-            "error": t["error"],
+            "time_s": round(t.wall_s, 2),
+            "error": t.error,
         })
         rows.append(row)
     key = f"final_{spec.metric}"
@@ -38,27 +66,28 @@ def trial_rows(run, spec) -> list[dict[str, Any]]:
     return rows
 
 
-def best_trial(run, spec) -> dict | None:
-    """The winner by the metric at its last epoch. ASHA ranks on that too; a trial stopped at an early rung
-    cannot be compared fairly with one that trained fully, so completed trials win ties of status."""
-    ok = [t for t in run.trials if t["status"] != "errored" and _finite(t["metrics"].get(spec.metric))]
+def best_trial(run: SweepRun, spec) -> TrialOutcome | None:
+    """The winner by `rank_value`. A trial stopped at an early rung cannot be compared fairly with one that
+    trained fully (ASHA compares at rungs), so completed trials win over stopped ones."""
+    ok = [t for t in run.trials if t.status in (Status.COMPLETED, Status.STOPPED_EARLY)
+          and rank_value(t, spec) is not None]
     if not ok:
         return None
-    full = [t for t in ok if t["status"] == "completed"] or ok
+    full = [t for t in ok if t.status is Status.COMPLETED] or ok
     pick = max if spec.mode == "max" else min
-    return pick(full, key=lambda t: t["metrics"][spec.metric])
+    return pick(full, key=lambda t: rank_value(t, spec))
 
 
 def write_trials_csv(path: str, rows: list[dict]) -> None:
     atomic.write_text(path, _csv(rows))
 
 
-def write_history_csv(path: str, run, metric_names: list[str]) -> None:
+def write_history_csv(path: str, run: SweepRun) -> None:
     """Long format: one row per (trial, epoch) with every reported metric: the learning curves."""
-    rows = []
-    for tid, hist in run.histories.items():
-        for h in hist:
-            rows.append({"trial_id": tid, **{m: h.get(m, "") for m in metric_names}})
+    extra = sorted({k for t in run.trials for h in t.history for k in h
+                    if k.endswith(("_acc", "_loss")) and k not in HISTORY})
+    rows = [{"trial_id": t.trial_id, **{m: h.get(m, "") for m in HISTORY + extra}}
+            for t in run.trials for h in t.history]
     atomic.write_text(path, _csv(rows))
 
 
@@ -83,8 +112,3 @@ def _finite(v: Any) -> bool:
         return v is not None and v != "" and math.isfinite(float(v))
     except (TypeError, ValueError):
         return False
-
-
-def ensure_dir(path: str) -> str:
-    os.makedirs(path, exist_ok=True)
-    return path

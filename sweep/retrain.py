@@ -1,5 +1,4 @@
-"""The best config, retrained (train+val, the configured epochs and seeds), scored on the clean test set,
-and its OOD predictions written as submission_ood.csv.
+"""The best config, retrained per seed (train+val, the configured epochs).
 
 Each seed's model is saved on its own as soon as it is trained, and its training checkpoints every
 epoch, so an interrupted retrain continues where it stopped.
@@ -7,17 +6,15 @@ epoch, so an interrupted retrain continues where it stopped.
 from __future__ import annotations
 
 import os
+import time
 
-import numpy as np
 import torch
 
 from trainables import atomic
 from trainables.config import TrainConfig
-from trainables.inference import predict_logits_batches
+from trainables.models import build_model
 
-OOD_HOWTO = ("no OOD data given, so no submission_ood.csv was written. Get the 19 files "
-             "distortion00.npy … distortion18.npy (GitHub: DL4DS/ood-test-files, folder ood-test/) into a "
-             "folder and pass it with --ood-dir, or run `python -m robustness.generate` for a local labelled set")
+from .outcome import StopReason, StopRequested
 
 
 def retrain_config(best: dict, spec, seed: int) -> TrainConfig:
@@ -52,19 +49,63 @@ def train_one(cfg_dict: dict, data, ckpt_path: str | None, progress=None):
     return {k: v.cpu() for k, v in result.model.state_dict().items()}, result.history
 
 
-class Ensemble(torch.nn.Module):
-    """Mean of the seeds' softmax outputs; one seed is just that model."""
+def retrain_seeds(folder: str, spec, best: dict, arrays, say, deadline=None, read_checkpoint=None) -> list[dict]:
+    """Per seed: {seed, model, history, path, config}. A seed already saved is loaded; the best trial's own
+    checkpoint is reused when retraining would repeat it exactly; otherwise trained (resumably)."""
+    final_dir = os.path.join(folder, "final")
+    os.makedirs(final_dir, exist_ok=True)
+    out = []
+    for seed in spec.retrain.seeds:
+        cfg = retrain_config(best["config"], spec, seed)
+        model_path = os.path.join(final_dir, f"model_seed{seed}.pt")
+        model = build_model(cfg.model)
+        reuse = reusable_checkpoint(best, cfg)
+        if reuse and read_checkpoint and not os.path.exists(model_path):
+            state = read_checkpoint(reuse)
+            atomic.torch_save({"model": state["model"], "config": cfg.to_dict(), "seed": seed,
+                               "history": state.get("history", []), "commit": atomic.git_commit(),
+                               "data": best["data"], "from_trial": best["trial_id"]}, model_path)
+            say(f"retrain seed {seed}: same config, data and epochs as trial {best['trial_id']}: "
+                f"reusing its final checkpoint instead of training again")
+        if os.path.exists(model_path):  # finished before an interruption (or reused): keep it
+            saved = torch.load(model_path, map_location="cpu", weights_only=True)
+            model.load_state_dict(saved["model"])
+            history = saved["history"]
+            say(f"retrain seed {seed}: already done ({model_path})")
+        else:
+            history = _train_seed(cfg, seed, arrays, final_dir, model, model_path, best, say, deadline)
+        out.append({"seed": seed, "model": model, "history": history, "path": model_path, "config": cfg})
+    return out
 
-    def __init__(self, models: list[torch.nn.Module]):
-        super().__init__()
-        self.models = torch.nn.ModuleList(models)
 
-    def forward(self, x):
-        return torch.stack([m(x).softmax(-1) for m in self.models]).mean(0)
+def _train_seed(cfg, seed, arrays, final_dir, model, model_path, best, say, deadline) -> list[dict]:
+    say(f"retrain seed {seed}: {cfg.model}, {cfg.epochs} epochs on "
+        f"{'train+val' if cfg.val_fraction == 0 else 'train'}")
+    t0 = time.time()
+    ckpt = os.path.join(final_dir, f"retrain_seed{seed}.ckpt")
+
+    def progress(m, total=cfg.epochs):
+        say(f"retrain seed {seed}: epoch {m['epoch']}/{total} train_loss {m['train_loss']:.3f} "
+            f"train_acc {100 * m['train_acc']:.1f}% ({m['epoch_time_s']:.0f}s)")
+        if deadline is not None and m["epoch"] < total and not deadline.fits(m["epoch_time_s"]):
+            say(f"retrain seed {seed}: the next epoch would not end before the time limit; stopping here")
+            raise StopRequested(StopReason.TIME_LIMIT)
+
+    state, history = train_one(cfg.to_dict(), arrays, ckpt, progress)
+    model.load_state_dict(state)
+    atomic.torch_save({"model": state, "config": cfg.to_dict(), "seed": seed, "history": history,
+                       "commit": atomic.git_commit(), "data": best["data"]}, model_path)
+    if os.path.exists(ckpt):
+        os.unlink(ckpt)
+    say(f"retrain seed {seed}: done in {time.time() - t0:.0f}s")
+    return history
 
 
-def test_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, device: str) -> float:
-    correct = 0
-    for start, logits in predict_logits_batches(model, x, 1024, device):
-        correct += int((logits.argmax(1).numpy() == y[start:start + len(logits)]).sum())
-    return correct / max(1, len(y))
+def reusable_checkpoint(best: dict, cfg) -> str | None:
+    """The trial's checkpoint when retraining would repeat it exactly (same config incl. seed, data, epochs)."""
+    ckpt = best.get("checkpoint")
+    if not ckpt or best.get("status") != "completed":
+        return None
+    same = {k: v for k, v in cfg.to_dict().items() if k != "data"} == \
+        {k: v for k, v in best["config"].items() if k != "data"}
+    return ckpt if same else None

@@ -1,14 +1,22 @@
-"""wandb, imported here only and only when enabled. Offline by default: no key and no network never hang a sweep."""
+"""wandb, imported here only and only when enabled. Offline by default: no key and no network never hang a sweep.
+
+One wandb run per trial, fed by `TrialRuns`, a backend-neutral `Listener` the adapter calls for every result.
+Its calls only queue: one thread in the driver talks to wandb, so a slow wandb never slows Tune's loop, and
+at the end (or at Ctrl-C) it is given a few seconds to finish and then left. (Ray's own WandbLoggerCallback
+ran an actor per trial that Ctrl-C waited on for up to 30 minutes.)
+"""
 from __future__ import annotations
 
 import netrc
 import os
+import queue
 import socket
 import sys
-from urllib.parse import urlparse
+import threading
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
-MODES = ("off", "offline", "online")
+from .outcome import Listener
 
 
 @dataclass(frozen=True)
@@ -73,15 +81,60 @@ def _unreachable(timeout_s: float = 5.0) -> str:
     return ""
 
 
-def trial_callbacks(t: Tracking) -> list:
+class TrialRuns(Listener):
     """One wandb run per trial, grouped by sweep; config and metric names as in trials.csv."""
-    if t.mode == "off":
-        return []
-    from ray.air.integrations.wandb import WandbLoggerCallback
 
-    os.makedirs(t.dir, exist_ok=True)
-    return [WandbLoggerCallback(project=t.project, group=t.group, mode=t.mode, dir=t.dir, log_config=False,
-                                excludes=["time_this_iter_s", "timestamp", "pid", "hostname", "node_ip"])]
+    def __init__(self, t: Tracking, close_timeout_s: float = 10.0):
+        self.t, self.close_timeout_s = t, close_timeout_s
+        self.q: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._work, name="wandb-trials", daemon=True)
+        self.thread.start()
+
+    def on_start(self, trial_id, config):
+        self.q.put(("start", trial_id, config))
+
+    def on_result(self, trial_id, metrics):
+        self.q.put(("log", trial_id, metrics))
+
+    def on_end(self, trial_id, status, metrics, error):
+        self.q.put(("end", trial_id, {"status": str(status), **({"error": error} if error else {})}))
+
+    def close(self, interrupted: bool) -> None:
+        self.q.put(("close", None, None))
+        # Interrupted: the user is waiting; the results folder has every number wandb would have had.
+        self.thread.join(timeout=2.0 if interrupted else self.close_timeout_s)
+        if self.thread.is_alive():
+            print("[sweep] wandb did not finish writing in time; results/ has every trial's numbers",
+                  file=sys.stderr, flush=True)
+
+    def _work(self) -> None:
+        import wandb
+
+        runs: dict = {}
+        while True:
+            kind, tid, payload = self.q.get()
+            try:
+                if kind == "close":
+                    for run in runs.values():
+                        run.finish()
+                    return
+                if kind == "start" and tid not in runs:
+                    runs[tid] = wandb.init(project=self.t.project, group=self.t.group, name=f"trial_{tid}",
+                                           job_type="trial", config=payload, dir=self.t.dir, mode=self.t.mode,
+                                           reinit="create_new")
+                elif kind == "log" and tid in runs:
+                    runs[tid].log({k: v for k, v in payload.items() if isinstance(v, (int, float))},
+                                  step=int(payload.get("epoch", 0) or 0))
+                elif kind == "end" and tid in runs:
+                    runs[tid].summary.update(payload)
+                    runs.pop(tid).finish()
+            except Exception as exc:  # noqa: BLE001 - tracking is a view; the sweep goes on without it
+                print(f"[sweep] wandb: {kind} for trial {tid} failed ({type(exc).__name__}: {exc})",
+                      file=sys.stderr, flush=True)
+
+
+def trial_listener(t: Tracking) -> Listener:
+    return Listener() if t.mode == "off" else TrialRuns(t)
 
 
 def log_run(t: Tracking, name: str, config: dict, history: list[dict], summary: dict) -> None:
@@ -93,7 +146,7 @@ def log_run(t: Tracking, name: str, config: dict, history: list[dict], summary: 
     os.makedirs(t.dir, exist_ok=True)
     try:
         run = wandb.init(project=t.project, group=t.group, name=name, job_type="retrain", config=config,
-                         dir=t.dir, mode=t.mode, reinit=True)
+                         dir=t.dir, mode=t.mode, reinit="create_new")
         try:
             for h in history:
                 run.log({k: v for k, v in h.items() if isinstance(v, (int, float))}, step=int(h.get("epoch", 0)))

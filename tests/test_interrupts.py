@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -48,7 +49,7 @@ def run_until_finished(cmd, n: int, sig) -> tuple[int, str, list[str]]:
     try:
         for line in proc.stdout:
             lines.append(line)
-            found = re.search(r"Trial trial_(\w+) completed after", line)
+            found = re.search(r"\[sweep\] trial (\w+) (?:completed|stopped early by ASHA) after", line)
             if found:
                 finished.append(found.group(1))
                 if len(finished) == n:
@@ -57,8 +58,11 @@ def run_until_finished(cmd, n: int, sig) -> tuple[int, str, list[str]]:
                         proc.wait()
                         return proc.returncode, "".join(lines), finished
                     proc.send_signal(sig)
+                    signalled = time.time()
                     break
         lines.append(proc.communicate(timeout=300)[0])
+        if sig != signal.SIGKILL:
+            lines.append(f"\n[test] exited {time.time() - signalled:.1f} s after the signal\n")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -71,7 +75,7 @@ def chain(tmp_path_factory, synth_npz):
     tmp = tmp_path_factory.mktemp("interrupt")
     space = write_space(tmp, name="ctrlc", n=N_TRIALS)
     results = tmp / "results"
-    args = ["--space", space, "--data", synth_npz, "--results-dir", str(results), "--wandb", "off", "--cpus", "2"]
+    args = ["--space", space, "--data", synth_npz, "--results-dir", str(results), "--wandb", "offline", "--cpus", "2"]
     storage = results / "ctrlc" / "ray" / "ctrlc"
     cmd = [sys.executable, os.path.join(ROOT, "orchestrator.py"), *args]
     saved = {}
@@ -88,7 +92,10 @@ def chain(tmp_path_factory, synth_npz):
 def test_ctrl_c_says_how_to_resume(chain):
     rc, out, finished = chain["ctrl_c"]
     assert rc == 130, out[-3000:]
-    assert "interrupted" in out and out.strip().splitlines()[-1].strip().endswith("--resume"), out[-2000:]
+    assert "interrupted" in out and out.strip().splitlines()[-2].strip().endswith("--resume"), out[-2000:]
+    # wandb is on (offline, the default): a Ctrl-C still stops the sweep within seconds (it once took 30 min).
+    took = float(re.search(r"exited ([\d.]+) s after the signal", out).group(1))
+    assert took < 30, out[-2000:]
     assert "Traceback" not in out
     assert finished and chain["no_results_after_ctrl_c"]  # no trials.csv presenting part of a sweep as all of it
 
@@ -114,7 +121,7 @@ def _digests(folder) -> dict[str, str]:
     out = {}
     for path in glob.glob(os.path.join(folder, "**", "*"), recursive=True):
         rel = os.path.relpath(path, folder)
-        if os.path.isfile(path) and not rel.startswith(("ray", "wandb")):
+        if os.path.isfile(path) and not rel.startswith(("ray", "wandb", "logs")):
             out[rel] = hashlib.sha256(open(path, "rb").read()).hexdigest()
     return out
 

@@ -34,20 +34,17 @@ TRIALS = [  # config, status, epochs, val_loss per epoch, error
 
 
 def _fake_run(unfinished=()):
-    """Three trials as Ray would report them; `unfinished`: ids still running when Tune returned."""
-    from sweep.ray_adapter import SweepRun
+    """Three trials as the adapter returns them; `unfinished`: ids still running when Tune was stopped."""
+    from sweep.outcome import Status, SweepRun, TrialOutcome
 
-    trials, histories = [], {}
+    trials = []
     for i, (config, status, losses, error) in enumerate(TRIALS):
         tid = f"t{i}"
-        hist = [{"epoch": e, "training_iteration": e, "val_loss": v, "train_loss": v, "val_acc": 0.1,
-                 "train_acc": 0.1, "lr": config["lr"], "epoch_time_s": 1.0, "images_per_s": 100.0,
-                 "time_this_iter_s": 1.0, "timestamp": 1000 + e} for e, v in enumerate(losses, 1)]
-        metrics = {**hist[-1], "done": tid not in unfinished and status != "errored", "time_total_s": 2.0}
-        trials.append({"trial_id": tid, "status": status, "error": error, "epochs": len(losses), "config": config,
-                       "metrics": metrics, "path": f"/nowhere/trial_{tid}", "checkpoint": None})
-        histories[tid] = hist
-    return SweepRun(trials, histories, "/nowhere", len(unfinished))
+        hist = [{"epoch": e, "val_loss": v, "train_loss": v, "val_acc": 0.1, "train_acc": 0.1, "lr": config["lr"],
+                 "epoch_time_s": 1.0, "images_per_s": 100.0, "ended_at": 1000 + e} for e, v in enumerate(losses, 1)]
+        trials.append(TrialOutcome(tid, Status.INTERRUPTED if tid in unfinished else Status(status), config,
+                                   dict(hist[-1]), hist, None, 2.0, error))
+    return SweepRun(trials, "/nowhere", "ctrl-c" if unfinished else "")
 
 
 def _fake_ray(mp, sweeps: dict) -> None:
@@ -174,9 +171,9 @@ def test_tune_returning_unfinished_trials_is_an_interruption(orchestrate, capsys
 
 
 def test_ctrl_c_during_the_retrain_then_resume(orchestrate, capsys):
-    from sweep import final
+    from sweep import retrain
 
-    real = final.train_one
+    real = retrain.train_one
 
     def interrupted(cfg, data, ckpt_path, *a, **k):
         def stop_after_first_epoch(m, *rest):
@@ -185,7 +182,7 @@ def test_ctrl_c_during_the_retrain_then_resume(orchestrate, capsys):
         return real(cfg, data, ckpt_path, stop_after_first_epoch)
 
     with pytest.MonkeyPatch.context() as ctrl_c:
-        ctrl_c.setattr(final, "train_one", interrupted)
+        ctrl_c.setattr(retrain, "train_one", interrupted)
         rc, out, err, folder = orchestrate("--wandb", "off", capsys=capsys)
     assert rc == 130 and err.strip().splitlines()[-1].endswith("--resume"), err
     assert (folder / "best.json").is_file() and (folder / "final" / "retrain_seed0.ckpt").is_file()
@@ -218,9 +215,9 @@ def test_a_final_model_that_learnt_nothing_still_gets_its_robustness_report(tmp_
     import numpy as np
 
     from robustness.measure import accuracy_table
-    from robustness.ood import CORRUPTIONS
+    from robustness.ood import DL4DS_ORDER
     from robustness.report import write_report
 
-    result = accuracy_table(np.zeros((len(CORRUPTIONS), 10), np.int64), np.ones(2, np.int64), CORRUPTIONS, 0.0)
+    result = accuracy_table(np.zeros((len(DL4DS_ORDER), 10), np.int64), np.ones(2, np.int64), DL4DS_ORDER, 0.0)
     paths = write_report(result, str(tmp_path))
     assert "OOD / clean = n/a" in open(paths["markdown"]).read()

@@ -3,8 +3,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from sweep.final import _reusable_checkpoint
-from sweep.retrain import retrain_config
+from sweep.retrain import retrain_config, reusable_checkpoint
 
 BEST = {"model": "small_cnn", "epochs": 4, "scheduler": "cosine", "warmup_epochs": 2, "freeze_epochs": 3, "seed": 0}
 
@@ -30,4 +29,4 @@ def test_trial_checkpoint_reused_only_for_identical_work(retrain, seed, status, 
     config = TrainConfig.from_dict(BEST).to_dict()
     best = {"checkpoint": "/some/ckpt", "status": status, "config": config}
     cfg = retrain_config(config, NS(retrain=retrain), seed=seed)
-    assert (_reusable_checkpoint(best, cfg) is not None) == reused
+    assert (reusable_checkpoint(best, cfg) is not None) == reused

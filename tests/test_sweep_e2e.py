@@ -51,7 +51,7 @@ def test_trials_ran_concurrently(sweep_dir):
     hist = read_csv(sweep_dir / "history.csv")
     spans = {}
     for h in hist:
-        end, took = float(h["timestamp"]), float(h["time_this_iter_s"])
+        end, took = float(h["ended_at"]), float(h["epoch_time_s"])
         lo, hi = spans.get(h["trial_id"], (end - took, end))
         spans[h["trial_id"]] = (min(lo, end - took), max(hi, end))
     s = sorted(spans.values())

@@ -41,7 +41,7 @@ def test_what_is_asked_and_what_happens(env, tmp_path, case, mode, says):
     if mode == "offline" and says:
         assert f"wandb sync {tmp_path}/wandb/offline-run-*" in t.note
     if mode == "off":
-        assert tracking.trial_callbacks(t) == []
+        assert not isinstance(tracking.trial_listener(t), tracking.TrialRuns)  # no wandb thread at all
         tracking.log_run(t, "retrain-seed0", {}, [], {})  # nothing to do, nothing raised
 
 
@@ -56,3 +56,37 @@ def test_a_failing_wandb_does_not_lose_the_retrain(env, tmp_path, capsys):
     tracking.log_run(t, "retrain-seed0", {"lr": 0.1}, [{"epoch": 1, "val_acc": 0.5}], {"test_acc": 0.5})
     err = capsys.readouterr().err
     assert "wandb could not log retrain-seed0" in err and "results/ has everything" in err
+
+
+def test_trial_runs_are_written_offline_one_per_trial(env, tmp_path):
+    from sweep.outcome import Status
+
+    t = tracking.resolve("offline", "p", "g", str(tmp_path))
+    runs = tracking.trial_listener(t)
+    for tid in ("a1", "b2"):
+        runs.on_start(tid, {"lr": 0.1})
+        runs.on_result(tid, {"epoch": 1, "val_acc": 0.25, "note": "text is not logged"})
+    runs.on_end("a1", Status.COMPLETED, {}, "")
+    runs.close(interrupted=False)
+    made = sorted(p.name for p in (tmp_path / "wandb").glob("offline-run-*"))
+    assert len(made) == 2 and not runs.thread.is_alive()
+
+
+def test_a_hanging_wandb_never_holds_up_a_ctrl_c(env, tmp_path, monkeypatch):
+    """Ray's WandbLoggerCallback made Ctrl-C wait up to 30 minutes for wandb; the queue thread is left after
+    2 s when interrupted, and every call before that returned at once."""
+    import threading
+    import time
+
+    import wandb
+
+    release = threading.Event()
+    monkeypatch.setattr(wandb, "init", lambda **kw: release.wait(60))
+    runs = tracking.TrialRuns(tracking.Tracking("offline", "", "p", "g", str(tmp_path)))
+    t0 = time.time()
+    runs.on_start("a1", {})
+    runs.on_result("a1", {"epoch": 1})
+    assert time.time() - t0 < 0.5
+    runs.close(interrupted=True)
+    assert time.time() - t0 < 5 and runs.thread.is_alive()
+    release.set()

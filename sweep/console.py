@@ -1,0 +1,106 @@
+"""What the user sees while trials run: one line per trial event, and every `every_s` seconds a status line with
+the metric being optimised, the best so far and an up-to-date ETA from measured epoch times."""
+from __future__ import annotations
+
+import math
+import time
+
+from .outcome import Listener, Status
+from .plan import Plan, duration
+
+
+def say(msg: str) -> None:
+    print(f"[sweep] {msg}", flush=True)
+
+
+def fmt(metric: str, value) -> str:
+    """Accuracies in percent (one unit everywhere), losses and the rest as numbers."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return str(v)
+    return f"{100 * v:.1f}%" if metric.endswith("_acc") else f"{v:.4g}"
+
+
+class Console(Listener):
+    def __init__(self, metric: str, mode: str, plan: Plan, params: list[str], every_s: float = 30.0,
+                 done: int = 0, clock=time.time):
+        self.metric, self.mode, self.plan, self.params = metric, mode, plan, params
+        self.every_s, self.clock = every_s, clock
+        self.t0 = self.last_status = clock()
+        self.started: dict[str, float] = {}
+        self.epochs: dict[str, int] = {}
+        self.ended = done  # trials that ended before this run (resume)
+        self.best: tuple[float, str] | None = None
+        self.epoch_s: list[float] = []  # measured seconds per epoch (per trial)
+        self.planned = False
+
+    def on_start(self, trial_id, config):
+        self.started[trial_id] = self.clock()
+        shown = ", ".join(f"{k}={_short(config[k])}" for k in self.params if k in config)
+        say(f"trial {trial_id} started ({len(self.started) + self.ended}/{self.plan.trials}): {shown}")
+
+    def on_result(self, trial_id, metrics):
+        epoch = int(metrics.get("epoch", 0) or 0)
+        self.epochs[trial_id] = epoch
+        if metrics.get("epoch_time_s"):
+            self.epoch_s.append(float(metrics["epoch_time_s"]))
+        value = metrics.get(self.metric)
+        if value is not None and math.isfinite(float(value)):
+            better = self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0])
+            if better:
+                self.best = (float(value), trial_id)
+        say(f"trial {trial_id} epoch {epoch}/{self.plan.max_epochs}: {self.metric} {fmt(self.metric, value)}"
+            f"{self._best_text()} ({metrics.get('epoch_time_s', 0):.1f}s)")
+        if not self.planned and self.epoch_s:
+            self.planned = True
+            say(self.plan.lines(self._epoch_s())[-1])
+
+    def on_end(self, trial_id, status, metrics, error):
+        self.ended += 1
+        self.started.pop(trial_id, None)
+        epochs = self.epochs.pop(trial_id, int(metrics.get("epoch", 0) or 0))
+        what = {Status.COMPLETED: "completed", Status.STOPPED_EARLY: "stopped early by ASHA",
+                Status.ERRORED: "errored", Status.INTERRUPTED: "interrupted"}[status]
+        tail = f": {error}" if error else f": {self.metric} {fmt(self.metric, metrics.get(self.metric))}"
+        say(f"trial {trial_id} {what} after {epochs} epoch{'s' * (epochs != 1)}{tail} "
+            f"[{self.ended}/{self.plan.trials} ended]")
+
+    def on_tick(self):
+        now = self.clock()
+        if now - self.last_status < self.every_s:
+            return
+        self.last_status = now
+        say(self.status_line(now))
+
+    def status_line(self, now: float) -> str:
+        line = (f"{duration(now - self.t0)} elapsed: {len(self.started)} running, "
+                f"{self.ended}/{self.plan.trials} ended{self._best_text()}")
+        eta = self.eta_s()
+        return line + (f"; about {duration(eta)} left" if eta is not None else "; ETA after the first epoch")
+
+    def eta_s(self) -> float | None:
+        if not self.epoch_s:
+            return None
+        per_trial = self.plan.epochs_per_trial
+        left_running = sum(max(0.0, per_trial - e) for e in
+                           (self.epochs.get(t, 0) for t in self.started))
+        unstarted = max(0, self.plan.trials - self.ended - len(self.started))
+        return (left_running + unstarted * per_trial) * self._epoch_s() / max(1, self.plan.concurrent)
+
+    def _epoch_s(self) -> float:
+        recent = self.epoch_s[-20:]
+        return sum(recent) / len(recent)
+
+    def _best_text(self) -> str:
+        if self.best is None:
+            return ""
+        return f"; best {fmt(self.metric, self.best[0])} (trial {self.best[1]})"
+
+
+def _short(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
