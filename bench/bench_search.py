@@ -1,6 +1,7 @@
 """Search efficiency on real CIFAR-100: which strategy finds the best model for the fewest epochs.
 
-Every sweep is a real `orchestrator.py` run (its main(), in this process, so Ray starts once) (Ray Tune + Optuna + ASHA) on the proxy task
+Every sweep is a real `orchestrator.py` run (its main(), in this process, so Ray starts once) (Ray Tune + Optuna
++ ASHA) on the proxy task
 `search_spaces/proxy.yaml` (part 1's space on small_cnn, 3,000 train / 1,000 val images, 9 epochs),
 changed only by overrides of the sampler, ASHA and trial count:
 
@@ -36,6 +37,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from sweep.api import SweepRequest  # noqa: E402
+from sweep.api import run_sweep as run_api  # noqa: E402
 
 PROXY = os.path.join(ROOT, "search_spaces", "proxy.yaml")
 DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "cifar100.npz")
@@ -114,10 +118,12 @@ def run_sweep(name: str, overrides: dict, args) -> dict:
         yaml.safe_dump(spec.yaml_form(), f, sort_keys=False)
     argv = ["--space", space, "--no-retrain", "--wandb", "off", "--results-dir", os.path.join(args.out, "sweeps"),
             "--cpus", str(args.cpus)]
+    request = SweepRequest(space=space, retrain=False, wandb="off", results_dir=os.path.join(args.out, "sweeps"),
+                           cpus=args.cpus, command="python orchestrator.py " + " ".join(argv))
     say(f"sweep {name}: {' '.join(f'{k}={v}' for k, v in overrides.items())}")
     load0, t0 = os.getloadavg(), time.time()
     os.makedirs(os.path.join(args.out, "sweeps"), exist_ok=True)
-    rc = _orchestrate(argv, os.path.join(args.out, "sweeps", f"{name}.log"))
+    rc = _orchestrate(request, os.path.join(args.out, "sweeps", f"{name}.log"))
     done = {"name": name, "rc": rc, "overrides": overrides, "wall_s": round(time.time() - t0, 1),
             "loadavg_before": [round(x, 2) for x in load0], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             "command": "python orchestrator.py " + " ".join(argv)}
@@ -132,17 +138,18 @@ def run_sweep(name: str, overrides: dict, args) -> dict:
     return done
 
 
-def _orchestrate(argv: list[str], log_path: str) -> int:
-    """orchestrator.py's main() in this process, its output in log_path. In-process, Ray starts once for
-    all sweeps: a fresh `ray.init` per sweep cost 20-40 s here (2 shared cores), a third of a small sweep."""
-    from sweep.cli import main as orchestrator_main
+def _orchestrate(request, log_path: str) -> int:
+    """The sweep through sweep.api in this process, its output in log_path; 0 when it finished, 130 when it was
+    interrupted. In-process, Ray starts once for all sweeps: a fresh `ray.init` per sweep cost 20-40 s here
+    (2 shared cores), a third of a small sweep."""
 
     sys.stdout.flush(), sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     with open(log_path, "w") as log:
         os.dup2(log.fileno(), 1), os.dup2(log.fileno(), 2)
         try:
-            return orchestrator_main(argv)
+            outcome = run_api(request)
+            return 0 if outcome.finished else 130
         except Exception as exc:  # noqa: BLE001 -- recorded as a failed sweep, the others go on
             print(f"bench: {type(exc).__name__}: {exc}", flush=True)
             return -2
@@ -163,7 +170,8 @@ def run_reference(args) -> dict:
     jobs = [(ref, seed) for ref in REFERENCES for seed in args.seeds]
     say(f"reference: {len(jobs)} runs of the seed's recipe")
     with ProcessPoolExecutor(2) as pool:
-        outs = list(pool.map(_reference_run, [(args.space, ref, seed, os.path.abspath(args.data)) for ref, seed in jobs]))
+        outs = list(pool.map(_reference_run,
+                             [(args.space, ref, seed, os.path.abspath(args.data)) for ref, seed in jobs]))
     res = {ref: {str(seed): h for (r, seed), h in zip(jobs, outs) if r == ref} for ref in REFERENCES}
     with open(path, "w") as f:
         json.dump(res, f, indent=1)
@@ -273,14 +281,23 @@ def run_concurrency(args) -> dict:
 
 # ---------------------------------------------------------------- analysis
 
+def _ended(row: dict) -> float:
+    """When the epoch ended (unix s): `ended_at`; folders written before it have Ray's `timestamp`."""
+    return float(row.get("ended_at") or row["timestamp"])
+
+
+def _epoch(row: dict) -> int:
+    return int(float(row.get("epoch") or row["training_iteration"]))
+
+
 def epochs_in_order(folder: str) -> list[tuple[float, str, int, float]]:
     """(finish time, trial, epoch, val_acc) for every epoch the sweep trained, in the order they finished."""
     rows = []
     with open(os.path.join(folder, "history.csv"), newline="") as f:
         for r in csv.DictReader(f):
             acc = float(r["val_acc"]) if r.get("val_acc") not in (None, "") else float("nan")
-            rows.append((float(r["timestamp"]), r["trial_id"], int(float(r["training_iteration"])), acc))
-    # Ray's timestamp is whole seconds: within a second, earlier epochs of a trial first.
+            rows.append((_ended(r), r["trial_id"], _epoch(r), acc))
+    # (Ray's timestamp, in folders from before `ended_at`, is whole seconds: within one, earlier epochs first.)
     return sorted(rows, key=lambda r: (r[0], r[2]))
 
 
@@ -312,7 +329,7 @@ def rung_predictiveness(folders: list[str], epochs: int) -> dict:
             rows = list(csv.DictReader(f))
         for tid in {r["trial_id"] for r in rows}:
             accs = [float(r["val_acc"]) for r in sorted((r for r in rows if r["trial_id"] == tid),
-                                                        key=lambda r: int(float(r["training_iteration"])))]
+                                                        key=_epoch)]
             if len(accs) == epochs:
                 curves.append(accs)
     if len(curves) < 3:
@@ -340,11 +357,12 @@ def concurrency_table(conc: dict, args) -> list[dict]:
         rows = epochs_in_order(folder)
         with open(os.path.join(folder, "history.csv"), newline="") as f:
             hist = list(csv.DictReader(f))
-        start = min(float(r["timestamp"]) - float(r["time_this_iter_s"]) for r in hist)
+        start = min(_ended(r) - float(r["epoch_time_s"]) for r in hist)
         span = max(r[0] for r in rows) - start
         trials = len({r[1] for r in rows})
         out.append({"run": name, "trials": trials, "epochs": len(rows), "span_s": round(span, 1),
-                    "trials_per_hour": round(trials / span * 3600, 1), "epochs_per_hour": round(len(rows) / span * 3600),
+                    "trials_per_hour": round(trials / span * 3600, 1),
+                    "epochs_per_hour": round(len(rows) / span * 3600),
                     "sweep_wall_s": done["wall_s"], "loadavg_before": done["loadavg_before"][0],
                     "loadavg_after": done["loadavg_after"][0]})
     return out
@@ -467,14 +485,16 @@ def print_tables(s: dict) -> None:
         print(f"\nratio (a)/(c): {s['ratio_a_over_c']} (budget/(c): {s['ratio_budget_over_c']}); "
               f"target (<= 1/3 of (a)'s epochs) met: {s['target_met']}")
     if "ratio_a_over_default" in s:
-        print(f"ratio (a)/{LABELS[s['default']]}: {s['ratio_a_over_default']}; target met: {s['target_met_by_default']}")
+        print(f"ratio (a)/{LABELS[s['default']]}: {s['ratio_a_over_default']}; "
+              f"target met: {s['target_met_by_default']}")
     for r, v in s.get("reference", {}).items():
         print(f"reference {r}: final val_acc per seed {v['final_per_seed']}, mean {v['final_mean']:.3f}")
     if s.get("rung_predictiveness"):
         print(f"rung predictiveness (Spearman of val_acc at epoch e vs last, random-search trials): "
               f"{s['rung_predictiveness']}")
     for name, v in s.get("confirm", {}).items():
-        print(f"retrained with {len(s['seeds'])} model seeds: {LABELS.get(name, name)}: test_acc {v['test_acc_mean']:.4f} "
+        print(f"retrained with {len(s['seeds'])} model seeds: {LABELS.get(name, name)}: "
+              f"test_acc {v['test_acc_mean']:.4f} "
               f"+- {v['test_acc_std']:.4f}, val_acc {v['val_acc_mean']:.4f} (n={v['n']}); per sweep "
               f"{ {k: x['test_acc_mean'] for k, x in v['runs'].items()} }")
     for row in s.get("concurrency", []):
