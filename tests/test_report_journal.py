@@ -1,0 +1,122 @@
+"""optuna.journal: every trial of the sweep as Optuna holds it, rebuilt the same on every call, and served by a
+real optuna-dashboard (127.0.0.1, a free port, stopped by its pid)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import optuna
+import pytest
+from report_util import FOLDERS, build, read_csv
+
+from sweep.report import record_trials
+
+STATES = {"completed": "COMPLETE", "stopped_early": "PRUNED", "errored": "FAIL"}
+
+
+@pytest.fixture(scope="module", params=sorted(FOLDERS))
+def journal(request, tmp_path_factory):
+    folder = build(tmp_path_factory.mktemp(request.param) / request.param, name=request.param,
+                   **FOLDERS[request.param])
+    return {"folder": folder, "path": record_trials(folder), "trials": read_csv(os.path.join(folder, "trials.csv")),
+            "history": read_csv(os.path.join(folder, "history.csv")),
+            "spec": json.load(open(os.path.join(folder, "sweep.json")))["spec"]}
+
+
+def _load(path: str) -> optuna.Study:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    storage = JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage)
+
+
+def test_every_trial_is_in_the_journal_as_it_happened(journal):
+    study = _load(journal["path"])
+    metric = journal["spec"]["metric"]
+    assert study.study_name == journal["spec"]["name"]
+    assert study.direction.name == {"max": "MAXIMIZE", "min": "MINIMIZE"}[journal["spec"]["mode"]]
+    by_id = {t.user_attrs["trial_id"]: t for t in study.trials}
+    assert sorted(by_id) == sorted(t["trial_id"] for t in journal["trials"])
+    for row in journal["trials"]:
+        t = by_id[row["trial_id"]]
+        assert t.state.name == STATES[row["status"]]
+        for name in journal["spec"]["params"]:
+            if row[name] == "":
+                assert name not in t.params  # a conditional parameter the trial did not use
+            else:
+                assert str(t.params[name]) == row[name]
+        epochs = {int(h["epoch"]): float(h[metric]) for h in journal["history"] if h["trial_id"] == row["trial_id"]}
+        assert t.intermediate_values == epochs  # the learning curve, epoch by epoch
+        if row["status"] == "completed":
+            rank = "best" if journal["spec"].get("select") == "best_epoch" else "final"
+            assert t.value == float(row[f"{rank}_{metric}"])
+
+
+def test_recording_again_rebuilds_rather_than_appends(journal):
+    before = open(journal["path"], "rb").read()
+    record_trials(journal["folder"])
+    assert len(_load(journal["path"]).trials) == len(journal["trials"])
+    assert len(open(journal["path"], "rb").read()) == len(before)
+    assert not [f for f in os.listdir(journal["folder"]) if f.startswith(".optuna.journal")]  # no temp files left
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_optuna_dashboard_serves_the_sweep(journal, tmp_path):
+    pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is the optional extra: pip install -e '.[dashboard]'")
+    port = _free_port()
+    log = open(tmp_path / "dashboard.log", "w")
+    # The command pip installs beside this Python: what a user runs.
+    command = os.path.join(os.path.dirname(sys.executable), "optuna-dashboard")
+    proc = subprocess.Popen([command, journal["path"], "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path))
+    try:
+        base, studies, deadline = f"http://127.0.0.1:{port}", None, time.time() + 120
+        while studies is None:
+            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()[-2000:]
+            try:
+                studies = _get(f"{base}/api/studies")["study_summaries"]
+            except OSError:
+                assert time.time() < deadline, "the dashboard did not answer within 120 s"
+                time.sleep(0.5)
+        (summary,) = studies
+        assert summary["study_name"] == journal["spec"]["name"]
+        detail = _get(f"{base}/api/studies/{summary['study_id']}")
+        served = {_attr(t, "trial_id"): t for t in detail["trials"]}
+        assert sorted(served) == sorted(r["trial_id"] for r in journal["trials"])
+        for row in journal["trials"]:
+            t = served[row["trial_id"]]
+            assert t["state"].upper() == STATES[row["status"]]
+            assert {p["name"] for p in t["params"]} == {k for k in journal["spec"]["params"] if row[k] != ""}
+            assert [v["step"] for v in t["intermediate_values"]] == list(range(1, int(row["epochs"]) + 1))
+        assert detail["directions"] == [{"max": "maximize", "min": "minimize"}[journal["spec"]["mode"]]]
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)  # the server this test started, by its pid
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+        log.close()
+
+
+def _attr(trial: dict, key: str):
+    return next(a["value"] for a in trial["user_attrs"] if a["key"] == key)
