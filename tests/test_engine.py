@@ -208,6 +208,15 @@ def test_freeze_epochs_train_only_the_head(tiny_config):
         assert not torch.equal(state["classifier.weight"], init["classifier.weight"])
 
 
+@pytest.mark.parametrize("bf16", [True, False], ids=["ampere", "p100"])
+def test_auto_precision_on_cuda_is_bf16_where_the_gpu_has_it_else_fp16(monkeypatch, bf16):
+    # A P100 'supports' bf16 only by emulation (slow): the check must not count that.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16 or including_emulation)
+    want = torch.bfloat16 if bf16 else torch.float16
+    assert engine.amp_dtype("auto", torch.device("cuda")) == want
+    assert engine.amp_dtype("auto", torch.device("cpu")) is None and engine.amp_dtype("fp32", torch.device("cuda")) is None
+
+
 def test_jsd_weight_enters_the_loss(tiny_config):
     kw = dict(epochs=1, augmix=True, augmix_width=1, subset=160)
     plain = train(tiny_config(augmix_jsd_weight=0.0, **kw)).metrics

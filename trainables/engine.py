@@ -63,9 +63,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None = plain fp32. 'auto' is bf16 on CUDA (no loss scaling needed) and fp32 on CPU."""
+    """None = plain fp32. 'auto' is bf16 on CUDA GPUs that have it (Ampere+; no loss scaling needed), fp16 with
+    loss scaling on older ones (a P100 has no bf16: torch would emulate it, slowly), fp32 on CPU."""
     if precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else None
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
 
 
@@ -80,11 +83,12 @@ def build_run(config: TrainConfig, steps_per_epoch: int) -> Run:
     # augment.py draws its per-image decisions there, and the state resumes on any machine.
     generator = torch.Generator()
     generator.manual_seed(config.seed + 1)
+    dtype = amp_dtype(config.precision, device)
     return Run(
-        config=config, device=device, amp_dtype=amp_dtype(config.precision, device), model=model,
+        config=config, device=device, amp_dtype=dtype, model=model,
         step_model=torch.compile(model) if config.compile else model, optimizer=optimizer,
         scheduler=build_scheduler(optimizer, config, steps_per_epoch),
-        scaler=torch.amp.GradScaler(device.type, enabled=config.precision == "fp16"),
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
         augment=BatchAugment(config), mix=mix, generator=generator,
     )
 

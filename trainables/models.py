@@ -156,6 +156,19 @@ def _set(net: nn.Module, path: str, module: nn.Module) -> None:
     setattr(net.get_submodule(parent) if parent else net, leaf, module)
 
 
+def fetch_weights(names=None) -> dict[str, str]:
+    """Download the ImageNet weights of the backbone rows `names` (default: all) into torch's hub cache, once;
+    returns name -> cached file. Run where there is internet, before an offline sweep (or in the driver,
+    so that concurrent trials do not all download the same file)."""
+    out = {}
+    for name in names or BACKBONES:
+        row = BACKBONES[name]
+        _imagenet_state(row, "")
+        url = torchvision.models.get_weight(row.weights).url
+        out[name] = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+    return out
+
+
 def _imagenet_state(row: Backbone, weights_path: str) -> dict:
     if weights_path:
         return _read_weights(weights_path)
