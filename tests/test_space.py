@@ -316,3 +316,215 @@ def test_smoke_defaults_never_enlarge_the_sweep(tmp_path):
     smoke = load_space(path, smoke=True)
     assert smoke.fixed["subset"] == 240 and smoke.epochs == 1 and smoke.trials.num_samples == 3
     assert smoke.retrain.seeds == (5,)
+
+
+# --- precedence: file < smoke: section < explicit overrides ------------------------------------------
+
+SMOKE = os.path.join(ROOT, "search_spaces", "smoke.yaml")
+
+
+def test_explicit_overrides_beat_the_smoke_section():
+    """--smoke-test --num-samples 6 runs 6 trials: the smoke: section sets 4, the flag wins."""
+    assert yaml.safe_load(open(SMOKE))["smoke"]["trials"]["num_samples"] == 4  # the section does set it
+    assert load_space(SMOKE, smoke=True).trials.num_samples == 4
+    flags = {"trials.num_samples": 6, "fixed.epochs": 2, "retrain.epochs": 2, "asha.grace_period": 2}
+    smoke = load_space(SMOKE, flags, smoke=True)
+    assert (smoke.trials.num_samples, smoke.epochs, smoke.retrain.epochs, smoke.asha.grace_period) == (6, 2, 2, 2)
+    assert smoke.smoke_applied and smoke.name == "smoke-smoke"
+    renamed = load_space(SMOKE, {"name": "mine"}, smoke=True)
+    assert renamed.name == "mine-smoke"  # a smoke run's results never land in the real sweep's folder
+
+
+def test_cli_flags_reach_the_loader_and_win_in_smoke_mode():
+    """The command line as a user types it: flags and --set become overrides that beat smoke:."""
+    from sweep import cli
+
+    args = cli.build_parser().parse_args(["--space", SMOKE, "--smoke-test", "--num-samples", "6",
+                                          "--set", "trials.max_concurrent=1", "--set", "fixed.subset=2000"])
+    spec = load_space(SMOKE, cli._overrides(args), smoke=args.smoke_test)
+    assert (spec.trials.num_samples, spec.trials.max_concurrent, spec.fixed["subset"]) == (6, 1, 2000)
+
+
+def test_smoke_defaults_give_way_to_overrides(tmp_path):
+    """A file without a smoke: section still shrinks (defaults), and an override still wins over them."""
+    path = _write(tmp_path, BASE)
+    assert load_space(path, smoke=True).trials.num_samples == 4 and load_space(path, smoke=True).epochs == 2
+    assert load_space(path, {"fixed.epochs": 5}, smoke=True).epochs == 5
+
+
+def test_an_override_that_breaks_smoke_mode_says_so(tmp_path):
+    """BASE trains 10 epochs, its smoke mode 2: a grace period of 3 fits the sweep, not its smoke mode."""
+    path = _write(tmp_path, BASE)
+    with pytest.raises(SpaceError, match=r"asha\.grace_period: 3 is more than fixed\.epochs \(2\).*set by an "
+                                         r"override, in smoke mode"):
+        load_space(path, {"asha.grace_period": 3})
+
+
+# --- samplers: one table --------------------------------------------------------------------------------
+
+def test_an_unknown_sampler_lists_the_allowed_ones(tmp_path):
+    with pytest.raises(SpaceError) as info:
+        load_space(_write(tmp_path, edit("sampler.type", "bayes")))
+    message = str(info.value)
+    assert "\n" not in message and "sampler.type" in message and "'bayes'" in message
+    assert all(name in message for name in SAMPLERS)
+
+
+def test_a_hand_made_spec_with_an_unknown_sampler_fails_instead_of_becoming_another():
+    spec = load_space(SMOKE)
+    bogus = dataclasses.replace(spec, sampler=dataclasses.replace(spec.sampler, type="bogus"))
+    with pytest.raises(SpaceError, match="bogus.*allowed: " + ", ".join(SAMPLERS)):
+        bogus.make_sampler()
+
+
+# --- which epoch stands for a trial: select ---------------------------------------------------------------
+
+@pytest.mark.parametrize("select", ["last_epoch", "best_epoch"])
+def test_select(tmp_path, select):
+    assert load_space(_write(tmp_path, BASE)).select == "last_epoch"  # the retrain trains to the last epoch
+    spec = load_space(_write(tmp_path, edit("select", select)))
+    assert spec.select == select and spec.to_dict()["select"] == select
+
+
+# --- multi-objective ----------------------------------------------------------------------------------
+
+TWO = [{"metric": "ood_val_acc", "mode": "max"}, {"metric": "val_acc", "mode": "max"}]
+OOD = {"corruptions": ["gaussian_noise", "fog"], "images": 100}
+
+
+def _multi(tmp_path, objectives=TWO, sampler="tpe", **more):
+    cases = [edit("metric", DELETE), edit("mode", DELETE), edit("objectives", objectives), edit("ood_val", OOD),
+             edit("sampler.type", sampler), *(edit(k, v) for k, v in more.items())]
+    return _write(tmp_path, cases)
+
+
+@pytest.mark.parametrize("sampler", [k for k, v in SAMPLERS.items() if v.multi_objective])
+def test_multi_objective_space_samples_a_real_multi_objective_study(tmp_path, sampler):
+    for package in SAMPLERS[sampler].needs:
+        pytest.importorskip(package)
+    spec = load_space(_multi(tmp_path, sampler=sampler, pick="val_acc"))
+    assert spec.objectives == (("ood_val_acc", "max"), ("val_acc", "max"))
+    assert (spec.metric, spec.mode) == ("ood_val_acc", "max")  # the first objective: what ASHA stops by
+    assert spec.pick == "val_acc" and spec.pick_objective == ("val_acc", "max")
+    study = optuna.create_study(directions=["maximize", "maximize"], sampler=spec.make_sampler())
+    for i in range(6 if sampler == "gp" else 10):
+        trial = study.ask()
+        constants = spec.define_by_run(trial)  # before reading trial.params: suggesting fills them
+        cfg = spec.trial_config({**trial.params, **constants})
+        study.tell(trial, [cfg.lr, (i * 7) % 5 / 10])
+    assert study.best_trials  # a Pareto front
+    d = spec.to_dict()
+    assert d["metric"] == "ood_val_acc" and [o["metric"] for o in d["objectives"]] == ["ood_val_acc", "val_acc"]
+    again = tmp_path / "again.yaml"
+    again.write_text(yaml.safe_dump(spec.yaml_form(), sort_keys=False))
+    assert dataclasses.replace(load_space(again), source_path=spec.source_path) == spec
+
+
+def test_pick_defaults_to_the_first_objective(tmp_path):
+    spec = load_space(_multi(tmp_path))
+    assert spec.pick == "ood_val_acc" and spec.pick_objective == spec.objectives[0]
+
+
+def test_speed_objectives(tmp_path):
+    goals = [{"metric": "val_acc", "mode": "max"}, {"metric": "epoch_time_s", "mode": "min"}]
+    spec = load_space(_write(tmp_path, [edit("metric", DELETE), edit("mode", DELETE), edit("objectives", goals)]))
+    assert spec.objectives == (("val_acc", "max"), ("epoch_time_s", "min"))
+
+
+MULTI_BAD = [  # (id, extra edits of _multi's file, key path, what the message shows)
+    ("unknown-metric", {"objectives": [TWO[0], {"metric": "test_acc", "mode": "max"}]},
+     "objectives[1].metric", "'test_acc'"),
+    ("mode-missing", {"objectives": [TWO[0], {"metric": "val_acc"}]}, "objectives[1].mode", "is required"),
+    ("metric-missing", {"objectives": [{"mode": "max"}]}, "objectives[0].metric", "is required"),
+    ("both", {"metric": "val_acc"}, "metric", "not both"),
+    ("mode-and-objectives", {"mode": "max"}, "mode", "not both"),
+    ("wrong-direction", {"objectives": [TWO[0], {"metric": "val_loss", "mode": "max"}]},
+     "objectives[1].mode", "worst trial"),
+    ("repeated", {"objectives": [TWO[1], TWO[1]]}, "objectives[1].metric", "twice"),
+    ("speed-first", {"objectives": [{"metric": "images_per_s", "mode": "max"}, TWO[1]]},
+     "objectives[0].metric", "ASHA"),
+    ("empty", {"objectives": []}, "objectives", "[]"),
+    ("unknown-key", {"objectives": [{**TWO[0], "weight": 2}, TWO[1]]}, "objectives[0].weight", "'weight'"),
+    ("pick-not-an-objective", {"pick": "val_loss"}, "pick", "'val_loss'"),
+    ("single-objective-sampler", {"sampler": "cmaes"}, "sampler.type", "cmaes optimises one objective"),
+    ("bad-select", {"select": "best"}, "select", "'best'"),
+]
+
+
+@pytest.mark.parametrize("more,key,shown", [c[1:] for c in MULTI_BAD], ids=[c[0] for c in MULTI_BAD])
+def test_bad_multi_objective_file(tmp_path, more, key, shown):
+    path = _multi(tmp_path, **more)
+    with pytest.raises(SpaceError) as info:
+        load_space(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}:") and shown in message and "\n" not in message, message
+
+
+def test_ood_objective_needs_an_ood_val_section(tmp_path):
+    path = _write(tmp_path, [edit("metric", DELETE), edit("mode", DELETE), edit("objectives", TWO)])
+    with pytest.raises(SpaceError, match=r"objectives\[0\]\.metric: ood_val_acc needs ood_val\.corruptions"):
+        load_space(path)
+
+
+def test_pick_needs_several_objectives(tmp_path):
+    with pytest.raises(SpaceError, match=r"t\.yaml: pick: .*one metric"):
+        load_space(_write(tmp_path, edit("pick", "val_acc")))
+
+
+def test_bad_multi_objective_file_exits_2_with_one_line(tmp_path):
+    """Through the real command line: one line on stderr, exit status 2, before Ray starts."""
+    import subprocess
+    import sys
+
+    path = _multi(tmp_path, objectives=[TWO[0], {"metric": "val_acc"}])
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "orchestrator.py"), "--space", path, "--wandb", "off",
+                          "--results-dir", str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "objectives[1].mode" in lines[0] and "Traceback" not in run.stderr, run.stderr
+
+
+# --- one coercion, one key: the loader and TrainConfig agree -------------------------------------------
+
+ACCEPTED = [("hflip", 1), ("hflip", "on"), ("hflip", "1"), ("hflip", "no"), ("weight_decay", "1e-3"),
+            ("weight_decay", 1), ("step_size", "3"), ("step_size", 4.0)]
+REJECTED = [("hflip", 2), ("hflip", "maybe"), ("step_size", 2.5), ("weight_decay", "abc"), ("weight_decay", True),
+            ("model", 3), ("weight_decay", 10**400), ("step_size", float("inf")), ("seed", 10**30)]
+
+
+@pytest.mark.parametrize("key,value,accepted", [(*c, True) for c in ACCEPTED] + [(*c, False) for c in REJECTED],
+                         ids=[f"{k}={v!r}"[:30] for k, v in ACCEPTED + REJECTED])
+def test_yaml_values_are_coerced_exactly_as_train_config_coerces_them(tmp_path, key, value, accepted):
+    """One coercion (TrainConfig's): "1" is true in a YAML file, a --set and a trial config alike."""
+    from trainables.errors import ConfigError
+
+    path = _write(tmp_path, [edit("params.step_size", DELETE), edit("enqueue", DELETE),
+                             edit("params.scheduler.values", ["cosine"])])
+    if accepted:
+        want = getattr(TrainConfig.from_dict({key: value}), key)
+        got = load_space(path, {f"fixed.{key}": value}).fixed[key]
+        assert got == want and type(got) is type(want)
+        return
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict({key: value})
+    assert info.value.key == key
+    with pytest.raises(SpaceError, match=rf"t\.yaml: fixed\.{key}: .*set by an override"):
+        load_space(path, {f"fixed.{key}": value})
+
+
+CONFIG_ERRORS = [  # (raw config, the key ConfigError names)
+    ({"lrr": 0.1}, "lrr"), ({"model": "resnet99"}, "model"), ({"lr": 20}, "lr"), ({"epochs": "x"}, "epochs"),
+    ({"nesterov": True, "optimizer": "adamw"}, "nesterov"), ({"weights_path": "w.pt"}, "weights_path"),
+    ({"pretrained": True}, "pretrained"), ({"warmup_epochs": 5, "epochs": 3}, "warmup_epochs"),
+]
+
+
+@pytest.mark.parametrize("raw,key", CONFIG_ERRORS, ids=[c[1] for c in CONFIG_ERRORS])
+def test_config_error_carries_its_key_through_pickling(raw, key):
+    from trainables.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict(raw)
+    assert info.value.key == key
+    again = pickle.loads(pickle.dumps(info.value))  # Ray ships trial errors between processes
+    assert again.key == key and str(again) == str(info.value)

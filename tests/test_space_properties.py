@@ -188,3 +188,24 @@ def test_every_spelling_of_a_small_number(tmp_path, text):
     path = tmp_path / "n.yaml"
     path.write_text(f"fixed: {{{text}}}\nparams: {{batch_size: {{type: choice, values: [64]}}}}\n")
     assert load_space(path).fixed["lr"] == 0.001
+
+
+@settings(max_examples=40, deadline=None)
+@given(num_samples=st.integers(1, 50), max_concurrent=st.integers(1, 8), epochs=st.integers(5, 12),
+       smoke_samples=st.integers(1, 50), as_text=st.booleans())
+def test_explicit_overrides_always_beat_the_smoke_section(tmp_path_factory, num_samples, max_concurrent, epochs,
+                                                          smoke_samples, as_text):
+    """Whatever the file and its smoke: section say, a value given explicitly (a flag or --set, as a number or
+    as command-line text) is the value the sweep runs with, in smoke mode or not. (epochs >= 5: VALID searches
+    warmup_epochs up to 4.)"""
+    raw = copy.deepcopy(VALID)
+    raw["smoke"] = {**raw["smoke"], "trials": {"num_samples": smoke_samples}, "fixed": {"epochs": 2}}
+    path = tmp_path_factory.mktemp("over") / "over.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    given_ = {"trials.num_samples": num_samples, "trials.max_concurrent": max_concurrent, "fixed.epochs": epochs}
+    overrides = {k: str(v) if as_text else v for k, v in given_.items()}
+    for smoke in (False, True):
+        spec = load_space(path, overrides, smoke=smoke)
+        assert (spec.trials.num_samples, spec.trials.max_concurrent, spec.epochs) == (num_samples, max_concurrent,
+                                                                                       epochs)
+    assert load_space(path, smoke=True).trials.num_samples == smoke_samples  # without them the section applies

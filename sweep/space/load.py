@@ -11,7 +11,8 @@ from typing import Any, Mapping
 from trainables.config import TrainConfig, config_fields
 from trainables.errors import did_you_mean
 
-from . import check, objectives, overrides as ov, sections
+from . import check, objectives, sections
+from . import overrides as ov
 from .conditions import resolve_conditions
 from .errors import Invalid, SpaceError
 from .params import Param, parse_param
