@@ -88,7 +88,8 @@ def _child(args: dict, queue) -> None:
     t = time.perf_counter()
     read_submission(out, n=FULL_N)
     read_s = time.perf_counter() - t
-    queue.put({"peak_rss_with_csv_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"images": int(preds.size), "seconds": seconds, "images_per_s": preds.size / seconds,
+    queue.put({"peak_rss_with_csv_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "images": int(preds.size), "seconds": seconds, "images_per_s": preds.size / seconds,
                "rss_before_mb": before / 1024, "peak_rss_mb": peak / 1024, "torch_threads": torch.get_num_threads(),
                "write_s": write_s, "read_validate_s": read_s, "csv_mb": os.path.getsize(out) / 1e6})
 

@@ -109,7 +109,8 @@ def bench_seed_way(model_name: str, x: np.ndarray, y: np.ndarray, batch_size: in
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             out = model(xb)
         out = out.float()
-        loss = lam * F.cross_entropy(out, yb, label_smoothing=0.1) + (1 - lam) * F.cross_entropy(out, yb[perm], label_smoothing=0.1)
+        loss = (lam * F.cross_entropy(out, yb, label_smoothing=0.1)
+                + (1 - lam) * F.cross_entropy(out, yb[perm], label_smoothing=0.1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -132,7 +133,9 @@ def main() -> None:
     n = (args.warmup + args.batches) * bs
     arrays = load_arrays(args.data)
     x, y = arrays.x_train[:n], arrays.y_train[:n]
-    where = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads"
+    where = (torch.cuda.get_device_name() if device.type == "cuda" else
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+             f"{torch.get_num_threads()} torch threads")
     print(f"device: {device} ({where}); torch {torch.__version__}; precision {amp_dtype('auto', device) or 'fp32'}; "
           f"batch {bs}; {args.batches} timed batches after {args.warmup} warm-up")
     print(f"engine augmentation + mixup alone (no model): {bench_augment_only(x, y, bs, args.batches):.0f} img/s")

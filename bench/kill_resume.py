@@ -148,11 +148,12 @@ def main() -> int:
                if os.path.basename(d)[6:] not in trials and saved_epoch_times(d)]
     # A trial Tune never recorded (killed within moments of its first checkpoint) starts again under another id:
     # that is the trial in flight. Lost is a trial that had finished.
-    lost = [t for t in saved if t not in trials] + [d for d in orphans if os.path.exists(os.path.join(d, "finished.txt"))]
+    lost = [t for t in saved if t not in trials] + [d for d in orphans
+                                                    if os.path.exists(os.path.join(d, "finished.txt"))]
     in_flight = [d for d in orphans if d not in lost]
     rerun = [t for t, times in saved.items() if t in trials
              and [float(h["epoch_time_s"]) for h in history if h["trial_id"] == t] != times]
-    print(f"| run | killed at | seconds | exit | finished trials so far |\n|---|---|---|---|---|")
+    print("| run | killed at | seconds | exit | finished trials so far |\n|---|---|---|---|---|")
     for n, (kind, value), seconds, code, done in rows:
         when = {"finished": f"finished trial #{value} reported", "seconds": f"{value:.0f} s in",
                 "none": "not killed"}[kind]

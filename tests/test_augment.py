@@ -7,7 +7,7 @@ import torch.nn.functional as nnf
 from trainables import augment as A
 from trainables.config import AUTO_AUGMENTS, TrainConfig
 from trainables.corrupt_aug import AUGMENTATIONS, corrupt
-from trainables.data import MEAN, STD, normalize
+from trainables.data import normalize
 
 AUTOS = [a for a in AUTO_AUGMENTS if a != "none"]
 OFF = dict(crop_padding=0, hflip=False, auto_augment="none", color_jitter=0.0, corruption_aug=0.0, random_erasing=0.0)

@@ -38,7 +38,9 @@ done
 WORKER=$!
 for i in $(seq 60); do
   kill -0 $WORKER 2>/dev/null || {{ echo "worker node died"; cat {tmp}/worker.log; exit 1; }}
-  [ "$("{py}" -c 'import ray; ray.init(address="127.0.0.1:{port}", log_to_driver=False); print(len(ray.nodes()))' 2>/dev/null)" = 2 ] && break
+  NODES=$("{py}" -c 'import ray; ray.init(address="127.0.0.1:{port}", log_to_driver=False); print(len(ray.nodes()))' \
+    2>/dev/null)
+  [ "$NODES" = 2 ] && break
   sleep 1
 done
 echo "--- without --storage"

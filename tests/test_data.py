@@ -63,8 +63,9 @@ def _bad_file(case: str, d, good: dict) -> tuple[str, list[str]]:
     return cases[case]()
 
 
-BAD_FILE_CASES = ["missing", "not_a_zip", "truncated", "corrupt_member", "object_labels", "npy_not_npz", "missing_key", "float_images", "nchw_images",
-                  "label_100", "label_negative", "float_labels", "length_mismatch", "empty_train", "empty_source"]
+BAD_FILE_CASES = ["missing", "not_a_zip", "truncated", "corrupt_member", "object_labels", "npy_not_npz", "missing_key",
+                  "float_images", "nchw_images", "label_100", "label_negative", "float_labels", "length_mismatch",
+                  "empty_train", "empty_source"]
 
 
 @pytest.mark.parametrize("case", BAD_FILE_CASES)

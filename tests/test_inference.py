@@ -53,7 +53,7 @@ def test_views_are_the_training_crops_and_cost_is_one_pass_each(mode):
 @pytest.mark.parametrize("mode", ["flip", "flip_shift"])
 def test_probabilities_are_averaged(mode):
     x, spy = images(), Spy()
-    logits = torch.cat([l for _, l in predict_logits_batches(spy, x, tta=mode)])
+    logits = torch.cat([b for _, b in predict_logits_batches(spy, x, tta=mode)])
     ref = torch.stack([spy.net(uint8_view(x, *v)).softmax(1) for v in TTA_VIEWS[mode]]).mean(0)
     assert torch.allclose(logits.softmax(1), ref, atol=1e-5)
     assert np.allclose(predict_probs(spy, x, tta=mode), ref.detach().numpy(), atol=1e-5)
@@ -63,15 +63,15 @@ def test_probabilities_are_averaged(mode):
 def test_none_is_the_model_itself():
     x, spy = images(), Spy()
     assert with_tta(spy, "none") is spy
-    plain = torch.cat([l for _, l in predict_logits_batches(spy, x)])
-    none = torch.cat([l for _, l in predict_logits_batches(spy, x, tta="none")])
+    plain = torch.cat([b for _, b in predict_logits_batches(spy, x)])
+    none = torch.cat([b for _, b in predict_logits_batches(spy, x, tta="none")])
     assert torch.equal(plain, none)
 
 
 def test_flip_tta_makes_a_mirror_invariant_prediction():
     x, spy = images(), Spy()
-    a = torch.cat([l for _, l in predict_logits_batches(spy, x, tta="flip")])
-    b = torch.cat([l for _, l in predict_logits_batches(spy, x[:, :, ::-1], tta="flip")])
+    a = torch.cat([b for _, b in predict_logits_batches(spy, x, tta="flip")])
+    b = torch.cat([b for _, b in predict_logits_batches(spy, x[:, :, ::-1], tta="flip")])
     assert torch.allclose(a, b, atol=1e-5)
 
 

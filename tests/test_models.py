@@ -42,7 +42,8 @@ def test_forward_backward(name):
     out = model(x)
     assert out.shape == (2, 100) and torch.isfinite(out).all()
     out.logsumexp(1).sum().backward()
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
+    missing = [n for n, p in model.named_parameters()
+               if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
     assert not missing, f"parameters without a finite gradient: {missing[:5]}"
 
 
@@ -166,7 +167,8 @@ def test_input_size_upsamples_inside_the_model(name):
     assert seen_in[-2:] == (64, 64)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
     if name in BACKBONES:
-        assert isinstance(model, Resize) and {id(p) for p in head_parameters(model)} < {id(p) for p in model.parameters()}
+        assert isinstance(model, Resize)
+        assert {id(p) for p in head_parameters(model)} < {id(p) for p in model.parameters()}
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))

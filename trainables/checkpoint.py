@@ -51,7 +51,7 @@ def check_compatible(saved: dict, config_dict: dict) -> None:
 def load(path: str) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated / not a torch file / unsafe pickle content
+    except Exception as exc:  # noqa: BLE001 - truncated / not a torch file / unsafe pickle content
         raise WeightsError(f"checkpoint '{path}' could not be read ({first_line(exc)})") from None
     if not isinstance(ckpt, dict) or not {"epoch", "model", "optimizer", "config"} <= set(ckpt):
         raise WeightsError(f"'{path}' is not a training checkpoint (expected keys epoch, model, optimizer, config)")

@@ -101,11 +101,13 @@ def _validated(raw: dict, where: str) -> Arrays:
             raise DataError(f"'{where}': key 'x_{split}' is {x.dtype} of shape {x.shape}; "
                             f"expected uint8 of shape (N, 32, 32, 3) (NHWC, RGB)")
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"'{where}': key 'y_{split}' is {y.dtype} of shape {y.shape}; expected integer labels of shape (N,)")
+            raise DataError(f"'{where}': key 'y_{split}' is {y.dtype} of shape {y.shape}; "
+                            f"expected integer labels of shape (N,)")
         if len(y) != len(x):
             raise DataError(f"'{where}': key 'y_{split}' has {len(y)} labels but 'x_{split}' has {len(x)} images")
         if len(y) and (y.min() < 0 or y.max() >= NUM_CLASSES):
-            raise DataError(f"'{where}': key 'y_{split}' has labels in [{y.min()}, {y.max()}]; expected 0-{NUM_CLASSES - 1}")
+            raise DataError(f"'{where}': key 'y_{split}' has labels in [{y.min()}, {y.max()}]; "
+                            f"expected 0-{NUM_CLASSES - 1}")
         out[f"x_{split}"], out[f"y_{split}"] = np.ascontiguousarray(x), y.astype(np.int64)
     if not len(out["x_train"]):
         raise DataError(f"'{where}': key 'x_train' holds no images")
@@ -144,9 +146,11 @@ def _read_cifar_pickle(path: str) -> tuple[np.ndarray, np.ndarray]:
         d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
         data, labels = np.asarray(d["data"]), np.asarray(d["fine_labels"])
     except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, ValueError, TypeError) as exc:
-        raise DataError(f"CIFAR-100 file '{path}' is not a CIFAR-100 python pickle ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"CIFAR-100 file '{path}' is not a CIFAR-100 python pickle "
+                        f"({type(exc).__name__}: {exc})") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DataError(f"CIFAR-100 file '{path}': key 'data' is {data.dtype} of shape {data.shape}; expected uint8 (N, 3072)")
+        raise DataError(f"CIFAR-100 file '{path}': key 'data' is {data.dtype} of shape {data.shape}; "
+                        f"expected uint8 (N, 3072)")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels  # stored CHW, row-major
 
 
@@ -156,7 +160,7 @@ def _load_cifar_root(root: str, download: bool) -> Arrays:
 
         try:
             torchvision.datasets.CIFAR100(root, train=True, download=True)
-        except Exception as exc:  # network errors of many kinds
+        except Exception as exc:  # noqa: BLE001 - network errors of many kinds
             raise DataError(f"could not download CIFAR-100 into '{root}' ({type(exc).__name__}: {exc})") from None
     base = os.path.join(root, "cifar-100-python")
     (x_tr, y_tr), (x_te, y_te) = (_read_cifar_pickle(os.path.join(base, n)) for n in ("train", "test"))

@@ -22,7 +22,8 @@ def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode, deep: b
         try:
             first = seen.get(key)
         except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value",
+                                                    key_node.start_mark) from None
         if first is not None:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {show(key)} appears twice (first on line {first + 1})", key_node.start_mark
