@@ -217,3 +217,20 @@ def test_every_backbone_is_a_valid_pretrained_config():
     for name in BACKBONES:
         cfg = TrainConfig.from_dict(model=name, pretrained=True, stem="cifar", input_size=64)
         assert name in PRETRAINED and (cfg.stem, cfg.input_size) == ("cifar", 64)
+
+
+def test_fetch_weights_downloads_each_row_once_into_the_hub_cache(tmp_path, monkeypatch):
+    import torchvision
+    import torchvision.models._api as api
+
+    calls = []
+
+    def fake_download(url, *a, **kw):  # what torch.hub would fetch: the row's ImageNet state dict
+        calls.append(url)
+        return torchvision.models.regnet_y_1_6gf(num_classes=1000).state_dict()
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", fake_download)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    paths = models.fetch_weights(["regnet_y_1_6gf"])
+    url = torchvision.models.get_weight(BACKBONES["regnet_y_1_6gf"].weights).url
+    assert calls == [url] and paths == {"regnet_y_1_6gf": str(tmp_path / "checkpoints" / url.rsplit("/", 1)[1])}
