@@ -55,6 +55,12 @@ def accuracy(p: np.ndarray, y: np.ndarray) -> float:
     return float((p.argmax(1) == y).mean())
 
 
+def _pct(values: list[float]) -> str:
+    """Mean (± sample standard deviation over seeds) in percent."""
+    mean = f"{100 * statistics.mean(values):.1f}"
+    return mean + (f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else "")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=DEFAULT_DATA)
@@ -85,7 +91,8 @@ def main() -> int:
     base_cfg = dict(PROXIES[args.proxy], epochs=args.epochs, batch_size=args.batch_size, subset=args.subset,
                     val_fraction=0.0, crop_padding=4, hflip=True, device="cpu")
     rows, record, models = [], {"args": vars(args), "commit": atomic.git_commit(), "results": {}}, {}
-    train_levers = [lv for lv in TRAIN_LEVERS if lv in args.levers or (lv == "base" and set(args.levers) & set(PREDICT_LEVERS))]
+    needs_base = bool(set(args.levers) & set(PREDICT_LEVERS))  # prediction levers reuse the base models
+    train_levers = [lv for lv in TRAIN_LEVERS if lv in args.levers or (lv == "base" and needs_base)]
     for lever in train_levers:
         for seed in args.seeds:
             cfg = TrainConfig.from_dict(base_cfg, seed=seed, **TRAIN_LEVERS[lever])
@@ -108,10 +115,11 @@ def main() -> int:
             if lever == "ensemble":
                 break  # one ensemble of all the seeds
         record["results"][lever] = [{"clean": c, "ood_held_out": o} for c, o in per_seed]
-        fmt = lambda v: f"{100 * statistics.mean(v):.1f}" + (f" ± {100 * statistics.stdev(v):.1f}" if len(v) > 1 else "")  # noqa: E731
-        rows.append(f"| {lever} | {len(per_seed)} | {fmt([c for c, _ in per_seed])} | {fmt([o for _, o in per_seed])} |")
-    print(f"\n{args.proxy} proxy: {PROXIES[args.proxy]['model']}, {args.subset:,} training images, {args.epochs} epochs, "
-          f"seeds {args.seeds}; clean = first {len(y_test):,} test images; OOD = held-out corruptions\n")
+        rows.append(f"| {lever} | {len(per_seed)} | {_pct([c for c, _ in per_seed])} | "
+                    f"{_pct([o for _, o in per_seed])} |")
+    print(f"\n{args.proxy} proxy: {PROXIES[args.proxy]['model']}, {args.subset:,} training images, "
+          f"{args.epochs} epochs, seeds {args.seeds}; clean = first {len(y_test):,} test images; "
+          f"OOD = held-out corruptions\n")
     print("| lever | runs | clean test acc % | held-out OOD acc % |\n|---|---|---|---|\n" + "\n".join(rows))
     if args.out:
         atomic.write_json(args.out, record)

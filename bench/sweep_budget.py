@@ -90,24 +90,27 @@ def budget(path: str, args) -> str:
         search_max_s += prob * spec.trials.num_samples * spec.epochs * epoch_s
         # The winner is retrained: price the most expensive configuration that can win.
         retrain_s = max(retrain_s, len(spec.retrain.seeds) * spec.retrain.epochs * TRAIN_N * train * 1e9 / flops_s)
-        final_s = max(final_s, len(spec.retrain.seeds) * args.tta_views * (10_000 + OOD_SUITE) * fwd * 1e9 / flops_s)
+        predict_images = len(spec.retrain.seeds) * args.tta_views * (10_000 + OOD_SUITE)
+        final_s = max(final_s, predict_images * fwd * 1e9 / flops_s)
+        epoch_min = n_train * train * 1e9 / flops_s / 60
         rows.append(f"| {', '.join(f'{k}={v}' for k, v in values.items())} | {prob:.3f} | {fwd:.3f} | {views} | "
-                    f"{train:.2f} | {'depthwise' if depthwise else 'dense'} | {n_train * train * 1e9 / flops_s / 60:.1f} |")
+                    f"{train:.2f} | {'depthwise' if depthwise else 'dense'} | {epoch_min:.1f} |")
     total = search_s + retrain_s + final_s
     hours = lambda s: f"{s / 3600:.1f}"  # noqa: E731
     return "\n".join([
         f"### {spec.name} ({os.path.basename(path)})", "",
         f"{spec.trials.num_samples} trials x up to {spec.epochs} epochs on {n_train:,} images (ASHA grace "
-        f"{spec.asha.grace_period}, factor {spec.asha.reduction_factor}: ~{epochs_asha:.1f} epochs per trial expected); "
+        f"{spec.asha.grace_period}, factor {spec.asha.reduction_factor}: ~{epochs_asha:.1f} epochs per trial "
+        f"expected); "
         f"each epoch scores {n_val:,} validation + {n_ood_val:,} corrupted validation images; retrain "
         f"{len(spec.retrain.seeds)} seed(s) x {spec.retrain.epochs} epochs on {TRAIN_N:,}; final prediction on the "
         f"10,000 test + {OOD_SUITE:,} OOD images x {args.tta_views} TTA view(s).", "",
         "| configuration | share | fwd GFLOP/img (measured) | views | train GFLOP/img | utilisation class | "
         "train epoch, min (assumed GPU) |", "|---|---|---|---|---|---|---|", *rows, "",
         f"GPU-hours: search {hours(search_s)} (no early stopping: {hours(search_max_s)}), retrain {hours(retrain_s)} "
-        f"and final prediction {hours(final_s)} (if the most expensive configuration wins); **total {hours(total)} h = {math.ceil(total / args.job_s)} two-hour "
-        f"job(s)** at {args.job_s / 3600:.2f} h of work per job (--time-limit leaves the rest to checkpoint and "
-        f"exit 75; the next job resumes).", "",
+        f"and final prediction {hours(final_s)} (if the most expensive configuration wins); "
+        f"**total {hours(total)} h = {math.ceil(total / args.job_s)} two-hour job(s)** at {args.job_s / 3600:.2f} h "
+        f"of work per job (--time-limit leaves the rest to checkpoint and exit 75; the next job resumes).", "",
     ])
 
 

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,7 +17,7 @@ from conftest import TinyNet
 from trainables import engine, models
 from trainables.__main__ import main, read_config_file
 from trainables.config import TrainConfig
-from trainables.data import load_arrays, normalize, split
+from trainables.data import load_arrays, normalize
 from trainables.engine import evaluate, prepare_split, train
 from trainables.errors import ConfigError, DivergedError
 from trainables.optim import build_optimizer, build_scheduler
@@ -179,7 +178,8 @@ def test_param_groups_head_and_backbone(tiny_model):
     cfg = TrainConfig.from_dict(model=tiny_model, lr=0.1, backbone_lr_mult=0.1)
     opt = build_optimizer(TinyNet(), cfg)
     assert [g["lr"] for g in opt.param_groups] == [0.1, pytest.approx(0.01)]
-    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == sum(p.numel() for p in TinyNet().parameters())
+    grouped = sum(p.numel() for g in opt.param_groups for p in g["params"])
+    assert grouped == sum(p.numel() for p in TinyNet().parameters())
 
 
 def test_schedules(tiny_model):
@@ -214,7 +214,8 @@ def test_auto_precision_on_cuda_is_bf16_where_the_gpu_has_it_else_fp16(monkeypat
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: bf16 or including_emulation)
     want = torch.bfloat16 if bf16 else torch.float16
     assert engine.amp_dtype("auto", torch.device("cuda")) == want
-    assert engine.amp_dtype("auto", torch.device("cpu")) is None and engine.amp_dtype("fp32", torch.device("cuda")) is None
+    assert engine.amp_dtype("auto", torch.device("cpu")) is None
+    assert engine.amp_dtype("fp32", torch.device("cuda")) is None
 
 
 def test_jsd_weight_enters_the_loss(tiny_config):
@@ -359,8 +360,10 @@ def test_cli_config_files(tmp_path, synth_npz):
 
 
 def test_cli_subprocess_real_model_and_bad_input(synth_npz, tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "trainables", *a], cwd=ROOT, capture_output=True,
-                                    text=True, timeout=120)
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "trainables", *a], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+
     ok = run("--data", synth_npz, "--out", str(tmp_path / "ok"), "--set", "model=small_cnn", "--set", "epochs=1",
              "--set", "subset=64", "--set", "batch_size=32", "--set", "device=cpu", "--set", "threads=1")
     assert ok.returncode == 0, ok.stderr

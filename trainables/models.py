@@ -97,10 +97,8 @@ BACKBONES: dict[str, Backbone] = {
     "resnet50": Backbone("resnet50", "ResNet50_Weights.IMAGENET1K_V2", "conv1", "fc", "maxpool"),
     "resnext50_32x4d": Backbone("resnext50_32x4d", "ResNeXt50_32X4D_Weights.IMAGENET1K_V2", "conv1", "fc", "maxpool"),
     "wide_resnet50_2": Backbone("wide_resnet50_2", "Wide_ResNet50_2_Weights.IMAGENET1K_V2", "conv1", "fc", "maxpool"),
-    "efficientnet_b0": Backbone("efficientnet_b0", "EfficientNet_B0_Weights.IMAGENET1K_V1", "features.0.0", "classifier.1"),
-    "efficientnet_b1": Backbone("efficientnet_b1", "EfficientNet_B1_Weights.IMAGENET1K_V2", "features.0.0", "classifier.1"),
-    "efficientnet_b2": Backbone("efficientnet_b2", "EfficientNet_B2_Weights.IMAGENET1K_V1", "features.0.0", "classifier.1"),
-    "efficientnet_b3": Backbone("efficientnet_b3", "EfficientNet_B3_Weights.IMAGENET1K_V1", "features.0.0", "classifier.1"),
+    **{f"efficientnet_b{i}": Backbone(f"efficientnet_b{i}", f"EfficientNet_B{i}_Weights.IMAGENET1K_{v}", "features.0.0",
+                                      "classifier.1") for i, v in enumerate(("V1", "V2", "V1", "V1"))},
     "convnext_tiny": Backbone("convnext_tiny", "ConvNeXt_Tiny_Weights.IMAGENET1K_V1", "features.0.0", "classifier.2"),
     "regnet_y_1_6gf": Backbone("regnet_y_1_6gf", "RegNet_Y_1_6GF_Weights.IMAGENET1K_V2", "stem.0", "fc"),
 }
@@ -176,7 +174,7 @@ def _imagenet_state(row: Backbone, weights_path: str) -> dict:
     cache = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
     try:
         return weights.get_state_dict(progress=False, check_hash=True)  # downloads once into the torch hub cache
-    except Exception as exc:  # offline: urllib/OSError of many kinds
+    except Exception as exc:  # noqa: BLE001 - offline: urllib/OSError of many kinds
         raise WeightsError(
             f"could not get ImageNet weights for {row.builder} ({type(exc).__name__}: {exc}). Offline? "
             f"Download {weights.url} elsewhere and either put it at {cache} "
@@ -189,8 +187,9 @@ def _read_weights(path: str) -> dict:
         raise WeightsError(f"weights file '{path}' does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"weights file '{path}' could not be read as a PyTorch state dict ({first_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - unreadable, or refused by weights_only
+        raise WeightsError(f"weights file '{path}' could not be read as a PyTorch state dict "
+                           f"({first_line(exc)})") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict):
@@ -276,7 +275,8 @@ def option_error(model: str, stem: str, input_size: int) -> tuple[str, str] | No
         return "stem", (f"config key 'stem': '{stem}' applies to the torchvision backbones only "
                         f"({', '.join(BACKBONES)}); model '{model}' has its own stem: leave stem auto")
     if model == "resnet18_cifar" and stem == "imagenet":
-        return "stem", "config key 'stem': resnet18_cifar always has the CIFAR stem; model resnet18 has the ImageNet one"
+        return "stem", ("config key 'stem': resnet18_cifar always has the CIFAR stem; "
+                        "model resnet18 has the ImageNet one")
     if input_size and input_size < 32:
         return "input_size", f"config key 'input_size': {input_size} is too small; 0 (feed 32x32 as is) or at least 32"
     if input_size and model not in RESIZABLE:
