@@ -43,7 +43,26 @@ FOLDERS = {
     "smoke4": dict(n=4, epochs=2),  # the smoke sweep's size: too few trials for importance
     "asha24_ood": dict(n=24, epochs=4, ood=True, errored=1, final=True),
     "loss_best_epoch": dict(n=12, epochs=4, metric="val_loss", mode="min", select="best_epoch", wobble=True),
+    "all_errored": dict(n=3, epochs=2, errored=3),  # nothing to rank, plot or measure: the report says so
 }
+
+
+# Folders a real sweep wrote (orchestrator.py, copied without Ray's state and the weights): the report must
+# read what the sweep really writes, including folders written by earlier versions.
+RECORDED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "report")
+REAL = sorted(os.listdir(RECORDED)) if os.path.isdir(RECORDED) else []
+ALL = sorted(FOLDERS) + REAL
+
+
+def make(name: str, parent) -> str:
+    """The results folder `name` (a FOLDERS recipe or a REAL recording) under `parent`, ready to report on."""
+    import shutil
+
+    dest = os.path.join(str(parent), name)
+    if name in FOLDERS:
+        return build(dest, name=name, **FOLDERS[name])
+    shutil.copytree(os.path.join(RECORDED, name), dest)
+    return dest
 
 
 def _truth(lr: float, wd: float, epoch: int, epochs: int, wobble: bool, rng) -> tuple[float, float]:
@@ -124,6 +143,8 @@ def _write(folder: str, spec, trials: list[dict], ood: bool) -> None:
                 "data": {"path": "/data/cifar100.npz", "fingerprint": "f" * 64}, "created": "2026-01-01 00:00:00"}
     _json(os.path.join(folder, "sweep.json"), manifest)
     ok = [r for r in rows if r["status"] == "completed"]
+    if not ok:  # as the sweep does: no best.json when no trial finished with a value
+        return
     rank = "best" if spec.to_dict().get("select") == "best_epoch" else "final"
     best = pick(ok, key=lambda r: r[f"{rank}_{metric}"])
     cfg = next(t["config"] for t in trials if t["trial_id"] == best["trial_id"])

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from report_util import FOLDERS, build, read_csv
+from report_util import ALL, FOLDERS, build, make, read_csv
 
 from sweep import report
 from sweep.report import plots
@@ -16,13 +16,13 @@ from sweep.report import plots
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module", params=sorted(FOLDERS))
+@pytest.fixture(scope="module", params=ALL)
 def built(request, tmp_path_factory):
-    folder = build(tmp_path_factory.mktemp(request.param) / request.param, name=request.param,
-                   **FOLDERS[request.param])
+    folder = make(request.param, tmp_path_factory.mktemp(request.param))
     text = report.write_report(folder)
-    return {"name": request.param, "folder": folder, "text": text, "kw": FOLDERS[request.param],
+    return {"name": request.param, "folder": folder, "text": text, "kw": FOLDERS.get(request.param, {}),
             "trials": read_csv(os.path.join(folder, "trials.csv")),
+            "history": read_csv(os.path.join(folder, "history.csv")),
             "spec": json.load(open(os.path.join(folder, "sweep.json")))["spec"]}
 
 
@@ -40,7 +40,7 @@ def table_rows(block: str) -> list[list[str]]:
 
 def test_every_picture_the_report_names_exists(built):
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", built["text"])
-    assert len(images) >= 3
+    assert len(images) >= 1
     for rel in images:
         with open(os.path.join(built["folder"], rel), "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", rel
@@ -48,7 +48,7 @@ def test_every_picture_the_report_names_exists(built):
 
 
 def test_the_ranking_rule_is_stated(built):
-    select = built["kw"].get("select", "last_epoch")
+    select = built["spec"].get("select") or "last_epoch"
     words = "at the last epoch" if select == "last_epoch" else "at its best epoch"
     assert f"ranked by `{built['spec']['metric']}` {words}" in built["text"]
     assert f"`select: {select}`" in built["text"]
@@ -59,7 +59,7 @@ def test_leaderboard_lists_every_trial_best_first_in_percent(built):
     rows = table_rows(section(built["text"], "Leaderboard"))
     assert sorted(r[1].strip("`") for r in rows) == sorted(t["trial_id"] for t in built["trials"])
     by_id = {t["trial_id"]: t for t in built["trials"]}
-    rank_col = ("best_" if built["kw"].get("select") == "best_epoch" else "final_") + metric
+    rank_col = ("best_" if built["spec"].get("select") == "best_epoch" else "final_") + metric
     ranked = [float(by_id[r[1].strip("`")][rank_col]) for r in rows
               if by_id[r[1].strip("`")]["status"] == "completed"]
     assert ranked == sorted(ranked, reverse=mode == "max")
@@ -68,7 +68,7 @@ def test_leaderboard_lists_every_trial_best_first_in_percent(built):
         t = by_id[r[1].strip("`")]
         if t[f"final_{metric}"] and scale == 100:
             assert f"{100 * float(t[f'final_{metric}']):.1f}" in r  # percent, one decimal
-    if metric.endswith("_acc"):
+    if metric.endswith("_acc") and os.path.exists(os.path.join(built["folder"], "best.json")):
         assert f"{100 * json.load(open(os.path.join(built['folder'], 'best.json')))['value']:.1f}%" in built["text"]
 
 
@@ -84,10 +84,18 @@ def test_asha_section_counts_what_trials_csv_says(built):
 
 def test_importance_or_a_reason(built):
     block = section(built["text"], "importance")
-    if len(built["trials"]) < 8:
+    errored = {t["trial_id"] for t in built["trials"] if t["status"] == "errored"}
+    metric = built["spec"]["metric"]
+    reached = {}  # epoch -> trials with a value there
+    for h in built["history"]:
+        if h["trial_id"] not in errored and h.get(metric, "") != "":
+            reached[int(h["epoch"])] = reached.get(int(h["epoch"]), 0) + 1
+    if max(reached.values(), default=0) < 8:
         assert "too few trials" in block
         return
     rows = table_rows(block)
+    if not built["kw"]:  # a recorded sweep: no known truth to compare with
+        return
     assert rows[0][0] == "`lr`"  # the synthetic truth: only lr matters much
     assert {r[0] for r in rows} >= {"`lr`", "`batch_size`", "`weight_decay`", "`scheduler`"}
     # step_size is conditional (set in only some trials): fANOVA cannot assess it, and the report says so
@@ -98,7 +106,7 @@ def test_importance_or_a_reason(built):
 
 
 def test_pareto_front_is_the_non_dominated_set(built):
-    if not built["kw"].get("ood"):
+    if not any(h.get("ood_val_acc", "") != "" for h in built["history"]):
         assert "Pareto" not in built["text"]
         return
     rows = table_rows(section(built["text"], "Pareto front"))
@@ -106,19 +114,22 @@ def test_pareto_front_is_the_non_dominated_set(built):
     front = {k for k, (a, b) in points.items()
              if not any(x >= a and y >= b and (x, y) != (a, b) for x, y in points.values())}
     assert {r[0].strip("`") for r in rows if r[3] == "yes"} == front
-    assert len(front) >= 2  # weight decay trades clean for corrupted accuracy
-    history = read_csv(os.path.join(built["folder"], "history.csv"))
-    last = {h["trial_id"]: h for h in history}  # each trial's last epoch (rows are in epoch order)
+    if built["kw"]:
+        assert len(front) >= 2  # weight decay trades clean for corrupted accuracy
+    last = {h["trial_id"]: h for h in built["history"]}  # each trial's last epoch (rows are in epoch order)
     for tid, (clean, ood) in points.items():
         assert clean == round(100 * float(last[tid]["val_acc"]), 1)
         assert ood == round(100 * float(last[tid]["ood_val_acc"]), 1)
 
 
 def test_final_model_per_corruption_table(built):
-    if not built["kw"].get("final"):
+    path = os.path.join(built["folder"], "robustness", "generated", "robustness.json")
+    if not os.path.exists(os.path.join(built["folder"], "final", "metrics.json")):
         assert "No final model yet" in built["text"]
         return
-    robust = json.load(open(os.path.join(built["folder"], "robustness", "generated", "robustness.json")))
+    if not os.path.exists(path):
+        return
+    robust = json.load(open(path))
     rows = {r[0]: r for r in table_rows(section(built["text"], "Best configuration"))}
     for name, accs in robust["accuracy"].items():
         assert rows[name][1:6] == [f"{100 * a:.1f}" for a in accs]

@@ -9,17 +9,16 @@ import subprocess
 
 import numpy as np
 import pytest
-from report_util import FOLDERS, build
+from report_util import ALL, make
 
 from sweep import report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
-@pytest.fixture(scope="module", params=sorted(FOLDERS))
+@pytest.fixture(scope="module", params=ALL)
 def page(request, tmp_path_factory):
-    folder = build(tmp_path_factory.mktemp(request.param) / request.param, name=request.param,
-                   **FOLDERS[request.param])
+    folder = make(request.param, tmp_path_factory.mktemp(request.param))
     text = report.write_report(folder)
     with open(os.path.join(folder, "report.html"), encoding="utf-8") as f:
         return {"folder": folder, "md": text, "html": f.read()}
@@ -28,7 +27,7 @@ def page(request, tmp_path_factory):
 def test_every_picture_is_embedded(page):
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page["md"])
     sources = re.findall(r'<img\b[^>]*\bsrc="([^"]+)"', page["html"])
-    assert len(sources) == len(pictures) >= 3
+    assert len(sources) == len(pictures) >= 1
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in page["html"] and "https://" not in page["html"]  # nothing to fetch: reads offline
 
@@ -59,7 +58,9 @@ def test_headless_chromium_draws_it_alone(page, tmp_path):
     pixels = _screenshot(browser, page["html"], tmp_path / "full")
     assert pixels.std() > 0.05  # not a blank page
     assert (pixels.min(axis=2) < 0.5).mean() > 0.005  # text and tables drawn
-    # The same page without its pictures: what the pictures add is what the browser drew from the base64.
-    bare = _screenshot(browser, re.sub(r"<img\b[^>]*>", "", page["html"]), tmp_path / "bare")
-    drawn, text_only = (pixels.min(axis=2) < 0.95).mean(), (bare.min(axis=2) < 0.95).mean()
-    assert drawn > text_only + 0.03, (drawn, text_only)
+    # The same page whose pictures point at files that are not there (what a report.html that linked its PNGs
+    # would show once moved): what the embedded page has more is what the browser drew from the base64.
+    broken = _screenshot(browser, re.sub(r'src="data:[^"]+"', 'src="plots/missing.png"', page["html"]),
+                         tmp_path / "broken")
+    drawn, missing = (pixels.min(axis=2) < 0.95).mean(), (broken.min(axis=2) < 0.95).mean()
+    assert drawn > missing + 0.001, (drawn, missing)  # 0.001: 4,800 pixels, a fifth of the emptiest plot

@@ -13,17 +13,16 @@ import urllib.request
 
 import optuna
 import pytest
-from report_util import FOLDERS, build, read_csv
+from report_util import ALL, make, read_csv
 
 from sweep.report import record_trials
 
 STATES = {"completed": "COMPLETE", "stopped_early": "PRUNED", "errored": "FAIL"}
 
 
-@pytest.fixture(scope="module", params=sorted(FOLDERS))
+@pytest.fixture(scope="module", params=ALL)
 def journal(request, tmp_path_factory):
-    folder = build(tmp_path_factory.mktemp(request.param) / request.param, name=request.param,
-                   **FOLDERS[request.param])
+    folder = make(request.param, tmp_path_factory.mktemp(request.param))
     return {"folder": folder, "path": record_trials(folder), "trials": read_csv(os.path.join(folder, "trials.csv")),
             "history": read_csv(os.path.join(folder, "history.csv")),
             "spec": json.load(open(os.path.join(folder, "sweep.json")))["spec"]}

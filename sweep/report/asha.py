@@ -32,9 +32,9 @@ def summarise(sweep: Sweep) -> AshaSummary:
     max_t = sweep.max_epochs
     epochs = {t["trial_id"]: int(num(t.get("epochs")) or 0) for t in sweep.trials}
     stopped = [epochs[t["trial_id"]] for t in sweep.trials if t["status"] == "stopped_early"]
-    alive = [epochs[t["trial_id"]] for t in sweep.trials if t["status"] != "errored"]
+    ran = list(epochs.values())
     milestones = rungs(grace, factor, max_t)
-    rows = [(e, sum(n >= e for n in alive), stopped.count(e)) for e in sorted(set(milestones) | set(stopped))]
+    rows = [(e, sum(n >= e for n in ran), stopped.count(e)) for e in sorted(set(milestones) | set(stopped))]
     spent = sum(epochs.values())
     full = sum(n if t["status"] == "errored" else max(max_t, n) for t, n in
                ((t, epochs[t["trial_id"]]) for t in sweep.trials))

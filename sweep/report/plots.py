@@ -50,7 +50,12 @@ def curves(sweep: Sweep, metrics: list[str], path: str) -> str:
             ax.plot(xs, ys, STYLE.get(st, "-"), color=colour, marker=".", lw=1.3, label=f"{tid} ({st})")
             if st == "stopped_early":
                 ax.plot(xs[-1], ys[-1], "x", color=colour, ms=8, mew=2)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        last = max((e for pts in sweep.curves(metric).values() for e, _ in pts), default=1)
+        if last <= 20:  # epochs are whole numbers: every one labelled (one epoch alone would get 0.96, 0.98, ...)
+            ax.set_xticks(range(1, last + 1))
+            ax.set_xlim(0.8, last + 0.2)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label(metric))
         ax.grid(alpha=0.3)

@@ -75,7 +75,8 @@ def leaderboard(sweep: Sweep, extra: list[str]) -> list[str]:
     for i, t in enumerate(sweep.ranked(), 1):
         rows.append([str(i), f"`{t['trial_id']}`", t["status"], str(t.get("epochs", "")),
                      *[cell(t.get(p, "")) or "–" for p in sweep.params],
-                     fmt(sweep.metric, t.get(f"final_{sweep.metric}")), fmt(sweep.metric, t.get(f"best_{sweep.metric}")),
+                     fmt(sweep.metric, t.get(f"final_{sweep.metric}")),
+                     fmt(sweep.metric, t.get(f"best_{sweep.metric}")),
                      *[fmt(e, value_at(sweep, t, e)) for e in extra], cell(t.get("time_s", ""))])
     note = "A dash: the parameter was not active in that trial (conditional)." if any(
         t.get(p, "") == "" for t in sweep.trials for p in sweep.params) else ""
@@ -108,6 +109,8 @@ def final(sweep: Sweep) -> list[str]:
         lines += [f"Best trial `{sweep.best['trial_id']}`; retrain it alone with "
                   f"`{sweep.best.get('retrain_command', '')}`", "", "```json",
                   json.dumps(sweep.best.get("config", {}), indent=1), "```", ""]
+    else:
+        lines += ["No trial finished with a finite metric: no best configuration, nothing to retrain.", ""]
     if not sweep.final:
         return lines + ["No final model yet (retrain skipped or not finished).", ""]
     f = sweep.final
