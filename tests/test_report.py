@@ -151,7 +151,8 @@ def test_curves_have_a_legend_per_trial_and_whole_epochs(built, monkeypatch, tmp
     sweep = load(built["folder"])
     plots.curves(sweep, [sweep.metric], str(tmp_path / "c.png"))
     ax = seen["fig"].axes[0]
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    (legend,) = [a.get_legend() for a in seen["fig"].axes if a.get_legend()]
+    labels = [t.get_text() for t in legend.get_texts()]
     with_history = {h["trial_id"] for h in rc(os.path.join(built["folder"], "history.csv"))}
     assert sorted(label.split()[0] for label in labels) == sorted(with_history)
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]

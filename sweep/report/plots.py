@@ -39,14 +39,20 @@ def save(fig, path: str, dpi: int = 100, tight: bool = True) -> str:
 def curves(sweep: Sweep, metrics: list[str], path: str) -> str:
     """One panel per metric, one line per trial (legend: id and status), a cross where ASHA stopped it."""
     status = {t["trial_id"]: t["status"] for t in sweep.trials}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6.2 * len(metrics) + 2.2, 4.2), squeeze=False)
+    cols = min(2, len(metrics))  # two panels a row: a page stays readable at its width
+    rows = -(-len(metrics) // cols)
+    room = 0.0 if len(metrics) < rows * cols else 2.6  # the legend goes in an empty panel, else to the right
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols + room, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
     colours = plt.get_cmap("tab20").colors
-    for ax, metric in zip(axes[0], metrics):
-        for i, (tid, pts) in enumerate(sorted(sweep.curves(metric).items())):
+    colour_of = {tid: colours[i % len(colours)] for i, tid in enumerate(sorted(status))}  # one per trial, all panels
+    for ax, metric in zip(axes.flat, metrics):
+        for tid, pts in sorted(sweep.curves(metric).items()):
             xs = [e for e, _ in pts]
             ys = [v * scale(metric) for _, v in pts]
             st = status.get(tid, "")
-            colour = colours[i % len(colours)]
+            colour = colour_of.get(tid, "black")
             ax.plot(xs, ys, STYLE.get(st, "-"), color=colour, marker=".", lw=1.3, label=f"{tid} ({st})")
             if st == "stopped_early":
                 ax.plot(xs[-1], ys[-1], "x", color=colour, ms=8, mew=2)
@@ -59,10 +65,14 @@ def curves(sweep: Sweep, metrics: list[str], path: str) -> str:
         ax.set_xlabel("epoch")
         ax.set_ylabel(label(metric))
         ax.grid(alpha=0.3)
-    n = len(status)
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), ncol=1 + n // 24,
-                       title="trial (solid: completed, dashed + x: stopped by ASHA, dotted: errored)",
-                       title_fontsize=7)
+    entries = {}
+    for ax in axes.flat[:len(metrics)]:  # every trial once, whichever panels it has values in
+        entries.update({lab: h for h, lab in zip(*ax.get_legend_handles_labels())})
+    spare = axes.flat[len(metrics)] if len(metrics) < axes.size else None  # an empty panel holds the legend
+    where = spare or axes[0][cols - 1]
+    where.legend(list(entries.values()), list(entries), fontsize=7, loc="upper left", ncol=1 + len(entries) // 24,
+                 bbox_to_anchor=(0.0, 1.0) if spare else (1.02, 1.0),
+                 title="trial (solid: completed, dashed + x: stopped by ASHA, dotted: errored)", title_fontsize=7)
     return save(fig, path)
 
 
