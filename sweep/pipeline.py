@@ -29,6 +29,7 @@ def _spec_hash(spec) -> str:
     # How many trials and how many at once may change between runs of one sweep; what they search may not.
     d.get("trials", {}).pop("num_samples", None)
     d.get("trials", {}).pop("max_concurrent", None)
+    d.get("trials", {}).pop("checkpoint_every", None)  # how often state is saved, not what is searched
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -122,6 +123,9 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
     restore = _check_folder(folder, spec, req.resume, storage)
     data_path = os.path.abspath(spec.data.path)
     say(f"reading {data_path}")
+    if not spec.data.download and not os.path.exists(data_path):
+        raise UserError(f"data.path {data_path}: no such file or folder; pass --data PATH (a .npz or a torchvision "
+                        f"CIFAR-100 folder), or --download to fetch CIFAR-100 there")
     arrays = load_arrays(data_path, download=spec.data.download)
     fp = fingerprint(data_path) if os.path.isfile(data_path) else "torchvision-cifar-100"
     spec = spec.with_data_path(data_path)
@@ -241,7 +245,8 @@ def _write_results(folder: str, run_, spec, manifest: dict) -> dict | None:
     cfg = spec.trial_config(best.config).to_dict()
     value = results.rank_value(best, spec)
     best_json = {
-        "trial_id": best.trial_id, "status": str(best.status), "metric": spec.metric, "mode": spec.mode,
+        "trial_id": best.trial_id, "status": str(best.status), "metric": results.pick(spec)[0],
+        "mode": results.pick(spec)[1],
         "value": value, "rule": results.rule_text(spec),
         "metrics": {k: v for k, v in best.metrics.items() if isinstance(v, (int, float, str))},
         "config": cfg, "seed": cfg["seed"], "commit": manifest["commit"], "data": manifest["data"],
@@ -250,5 +255,6 @@ def _write_results(folder: str, run_, spec, manifest: dict) -> dict | None:
                            f"--data {manifest['data']['path']} --out {os.path.join(folder, 'alone')}",
     }
     atomic.write_json(os.path.join(folder, "best.json"), best_json)
-    say(f"best trial {best.trial_id}: {spec.metric} {fmt(spec.metric, value)} ({results.rule_text(spec)})")
+    say(f"best trial {best.trial_id}: {results.pick(spec)[0]} {fmt(results.pick(spec)[0], value)} "
+        f"({results.rule_text(spec)})")
     return best_json

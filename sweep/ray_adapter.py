@@ -123,9 +123,20 @@ def read_checkpoint(path: str) -> dict:
     return _load_state(tune.Checkpoint(path))
 
 
-def _trial(config: dict, data=None, extra_val=None) -> None:
+def _profile(event: str, **kw) -> None:
+    """SWEEP_PROFILE=FILE: one JSON line per phase of a trial (bench/bench_overhead.py --profile reads them)."""
+    path = os.environ.get("SWEEP_PROFILE")
+    if path:
+        import json
+
+        with open(path, "a") as f:
+            f.write(json.dumps({"event": event, "t": time.time(), "pid": os.getpid(), **kw}) + "\n")
+
+
+def _trial(config: dict, data=None, extra_val=None, checkpoint_every: int = 1) -> None:
     from trainables.engine import train
 
+    _profile("trial_start")
     fs, mark = _diverged_mark()
     if fs.get_file_info(mark).type != FileType.NotFound:  # a retry would diverge again: fail at once, same reason
         with fs.open_input_stream(mark) as f:
@@ -139,14 +150,24 @@ def _trial(config: dict, data=None, extra_val=None) -> None:
         # Peak memory of this trial's process (Linux: KiB), so trials.csv shows what each one needs.
         metrics = {**metrics, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                    "ended_at": time.time()}
-        with tempfile.TemporaryDirectory() as d:
-            torch.save(state, os.path.join(d, CKPT_FILE))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        t0 = t1 = time.time()
+        epoch = int(metrics.get("epoch", 0))
+        if epoch % checkpoint_every and epoch < cfg.epochs:
+            tune.report(metrics)  # trials.checkpoint_every: a kill costs this trial the epochs since its last save
+        else:
+            with tempfile.TemporaryDirectory() as d:
+                torch.save(state, os.path.join(d, CKPT_FILE))
+                t1 = time.time()
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        _profile("report", epoch=metrics.get("epoch"), save_s=t1 - t0, report_s=time.time() - t1,
+                 epoch_s=metrics.get("epoch_time_s"))
 
     try:
         state, finished = _catch_up(tune.get_checkpoint(), report)
+        _profile("train_start")
         if not finished:
             train(cfg, report, checkpoint=state, data=data, extra_val=extra_val)
+        _profile("trial_end")
     except DivergedError as exc:
         _write_mark(fs, mark, f"{exc.epoch} {exc.step} {exc.loss}")
         raise
@@ -341,16 +362,20 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
     _stop["reason"] = None
     res = spec.resources
     trainable = tune.with_resources(
-        tune.with_parameters(_trial, data=data, extra_val=extra_val), {"cpu": res.cpu, "gpu": res.gpu}
+        tune.with_parameters(_trial, data=data, extra_val=extra_val,
+                             checkpoint_every=getattr(spec.trials, "checkpoint_every", 1)),
+        {"cpu": res.cpu, "gpu": res.gpu}
     )
     exp_path = os.path.join(storage_path, spec.name)
     if resume:
         _stand_in_for_deleted_checkpoints(exp_path)
         tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
     else:
+        many = len(spec.objectives) > 1  # Optuna's multi-objective samplers; ASHA stays on the first objective
         search = OptunaSearch(
-            space=spec.define_by_run, metric=spec.metric, mode=spec.mode, sampler=spec.make_sampler(),
-            points_to_evaluate=spec.points_to_evaluate or None,
+            space=spec.define_by_run, sampler=spec.make_sampler(), points_to_evaluate=spec.points_to_evaluate or None,
+            metric=[o.metric for o in spec.objectives] if many else spec.metric,
+            mode=[o.mode for o in spec.objectives] if many else spec.mode,
         )
         asha = _DurableASHA(
             time_attr="training_iteration", metric=spec.metric, mode=spec.mode, max_t=spec.epochs,

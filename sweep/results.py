@@ -22,9 +22,16 @@ def select_rule(spec) -> str:
     return getattr(spec, "select", "last_epoch") or "last_epoch"
 
 
+def pick(spec) -> tuple[str, str]:
+    """(metric, mode) the best trial is picked by: the YAML's `pick` among several objectives, else the metric."""
+    o = getattr(spec, "pick_objective", None)
+    return (o.metric, o.mode) if o is not None else (spec.metric, spec.mode)
+
+
 def rule_text(spec) -> str:
+    metric, mode = pick(spec)
     which = "its best epoch" if select_rule(spec) == "best_epoch" else "its last epoch"
-    return (f"ranked by {spec.metric} ({'higher' if spec.mode == 'max' else 'lower'} is better) at {which}; "
+    return (f"ranked by {metric} ({'higher' if mode == 'max' else 'lower'} is better) at {which}; "
             f"trials that trained every epoch first")
 
 
@@ -32,16 +39,17 @@ def _values(t: TrialOutcome, metric: str) -> list[float]:
     return [float(h[metric]) for h in t.history if _finite(h.get(metric))]
 
 
-def best_value(t: TrialOutcome, spec) -> float | None:
-    values = _values(t, spec.metric)
-    return (max if spec.mode == "max" else min)(values) if values else None
+def best_value(t: TrialOutcome, spec, metric: str | None = None, mode: str | None = None) -> float | None:
+    values = _values(t, metric or spec.metric)
+    return (max if (mode or spec.mode) == "max" else min)(values) if values else None
 
 
 def rank_value(t: TrialOutcome, spec) -> float | None:
     """The value a trial is ranked by: its last epoch's metric, or its best epoch's (YAML `select`)."""
+    metric, mode = pick(spec)
     if select_rule(spec) == "best_epoch":
-        return best_value(t, spec)
-    last = t.metrics.get(spec.metric)
+        return best_value(t, spec, metric, mode)
+    last = t.metrics.get(metric)
     return float(last) if _finite(last) else None
 
 
@@ -56,6 +64,7 @@ def trial_rows(run: SweepRun, spec) -> list[dict[str, Any]]:
         row.update({
             f"final_{spec.metric}": final if _finite(final) else "",
             f"best_{spec.metric}": best if best is not None else "",
+            **{f"final_{o.metric}": t.metrics.get(o.metric, "") for o in getattr(spec, "objectives", ())[1:]},
             "time_s": round(t.wall_s, 2),
             "error": t.error,
         })
@@ -74,8 +83,8 @@ def best_trial(run: SweepRun, spec) -> TrialOutcome | None:
     if not ok:
         return None
     full = [t for t in ok if t.status is Status.COMPLETED] or ok
-    pick = max if spec.mode == "max" else min
-    return pick(full, key=lambda t: rank_value(t, spec))
+    best = max if pick(spec)[1] == "max" else min
+    return best(full, key=lambda t: rank_value(t, spec))
 
 
 def write_trials_csv(path: str, rows: list[dict]) -> None:

@@ -45,7 +45,7 @@ def resolve(requested: str, project: str, group: str, folder: str) -> Tracking:
     if mode != "off":
         try:
             import wandb  # noqa: F401
-        except Exception as exc:  # a broken wandb install must not stop a sweep
+        except Exception as exc:  # noqa: BLE001 - a broken wandb install must not stop a sweep
             mode, note = "off", f"wandb could not be imported ({exc}); tracking is off, results/ still has everything"
     if mode == "online" and not has_api_key():
         mode = "offline"

@@ -34,6 +34,10 @@ class Trials:
     num_samples: int = 20
     max_concurrent: int = 2
     max_failures: int = 0  # Ray retries of a crashed trial; a diverged trial is not retried by the adapter
+    # Save a trial's training state every N epochs (and at its last). 1: a kill -9 loses no finished epoch;
+    # N: up to N-1 epochs per running trial are trained again after a kill, and N times fewer saves (each a
+    # model+optimizer torch.save, a copy into the results folder and a sync of Tune's state).
+    checkpoint_every: int = 1
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def read(raw: dict, epochs: int, n_objectives: int = 1) -> dict[str, Any]:
                                                       "n_startup_trials": whole(0)}),
         "asha": _section(raw, "asha", Asha, {"grace_period": whole(1), "reduction_factor": _factor}),
         "trials": _section(raw, "trials", Trials, {"num_samples": whole(1), "max_concurrent": whole(1),
-                                                   "max_failures": whole(0)}),
+                                                   "max_failures": whole(0), "checkpoint_every": whole(1)}),
         "resources": _section(raw, "resources", Resources, {"cpu": lambda v, p: number(v, p, minimum=0),
                                                             "gpu": lambda v, p: number(v, p, minimum=0)}),
         "retrain": _section(raw, "retrain", Retrain, {"enabled": boolean, "train_on_val": boolean,
