@@ -79,7 +79,8 @@ def _get(url: str):
 
 
 def test_optuna_dashboard_serves_the_sweep(journal, tmp_path):
-    pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is the optional extra: pip install -e '.[dashboard]'")
+    pytest.importorskip("optuna_dashboard",
+                        reason="optuna-dashboard is the optional extra: pip install -e '.[dashboard]'")
     port = _free_port()
     log = open(tmp_path / "dashboard.log", "w")
     # The command pip installs beside this Python: what a user runs.
