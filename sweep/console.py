@@ -26,9 +26,9 @@ def fmt(metric: str, value) -> str:
 
 class Console(Listener):
     def __init__(self, metric: str, mode: str, plan: Plan, params: list[str], every_s: float = 30.0,
-                 done: int = 0, clock=time.time):
+                 done: int = 0, clock=time.time, job_s: float | None = None):
         self.metric, self.mode, self.plan, self.params = metric, mode, plan, params
-        self.every_s, self.clock = every_s, clock
+        self.every_s, self.clock, self.job_s = every_s, clock, job_s
         self.t0 = self.last_status = clock()
         self.started: dict[str, float] = {}
         self.epochs: dict[str, int] = {}
@@ -56,7 +56,7 @@ class Console(Listener):
             f"{self._best_text()} ({metrics.get('epoch_time_s', 0):.1f}s)")
         if not self.planned and self.epoch_s:
             self.planned = True
-            say(self.plan.lines(self._epoch_s())[-1])
+            say(self.plan.lines(self._epoch_s(), self.job_s)[-1])
 
     def on_end(self, trial_id, status, metrics, error):
         self.ended += 1

@@ -163,7 +163,8 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
 
     deadline = Deadline(req.time_limit_s, ray_adapter.request_stop, t0=t_start) if req.time_limit_s else None
     track_listener = tracking.trial_listener(track)
-    listeners = Listeners([Console(spec.metric, spec.mode, plan, list(spec.param_names), req.status_every_s),
+    listeners = Listeners([Console(spec.metric, spec.mode, plan, list(spec.param_names), req.status_every_s,
+                                   done=_ended_before(folder) if restore else 0, job_s=req.job_s),
                            track_listener] + ([deadline] if deadline else []))
     t0 = time.time()
     run_ = ray_adapter.run_sweep(spec, storage_path=storage, data=arrays, extra_val=extra_val, resume=restore,
@@ -219,6 +220,14 @@ def _scheduler_signals():
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def _ended_before(folder: str) -> int:
+    """Trials a resumed sweep had already finished (from its last trials.csv, when one was written)."""
+    path = os.path.join(folder, "trials.csv")
+    if not os.path.exists(path):
+        return 0
+    return sum(r.get("status") in ("completed", "stopped_early", "errored") for r in results.read_csv(path))
 
 
 def _measured_epoch_s(folder: str) -> float | None:

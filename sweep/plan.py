@@ -35,6 +35,7 @@ class Plan:
     max_epochs: int
     rungs: list[int]
     epochs_per_trial: float  # expected, with ASHA's cut
+    eta: float = 2.0
 
     @property
     def epochs(self) -> float:
@@ -46,8 +47,9 @@ class Plan:
 
     def lines(self, epoch_s: float | None = None, job_s: float | None = None) -> list[str]:
         cut = 1 - self.epochs_per_trial / self.max_epochs
-        out = [f"plan: {self.trials} trials, {self.concurrent} at a time, up to {self.max_epochs} epochs each; "
-               f"ASHA rungs at epochs {self.rungs or '(none)'} keep the best 1/{self._eta_text()} at each",
+        out = [f"plan: {self.trials} trials, {self.concurrent} at a time, up to {self.max_epochs} epochs each; " +
+               (f"ASHA rungs at epochs {self.rungs} keep the best 1/{self.eta:g} at each" if self.rungs
+                  else "no early stopping (ASHA's grace period is the whole budget)"),
                f"plan: about {self.epochs:.0f} trial-epochs in all ({self.epochs_per_trial:.1f} per trial; "
                f"{cut:.0%} fewer than {self.trials * self.max_epochs} without early stopping)"]
         if epoch_s:
@@ -60,16 +62,11 @@ class Plan:
             out.append("plan: wall time follows once the first epochs are timed")
         return out
 
-    def _eta_text(self) -> str:
-        if len(self.rungs) >= 2:
-            return f"{self.rungs[1] / self.rungs[0]:g}"
-        return "η"
-
 
 def make_plan(spec) -> Plan:
     t, g, eta = spec.epochs, spec.asha.grace_period, spec.asha.reduction_factor
     return Plan(spec.trials.num_samples, spec.trials.max_concurrent, t, rungs(t, g, eta),
-                expected_epochs(t, g, eta))
+                expected_epochs(t, g, eta), eta)
 
 
 def duration(seconds: float) -> str:

@@ -97,21 +97,28 @@ def _new_study(sweep: Sweep, storage=None, directions=None):
                                directions=directions or [DIRECTIONS[sweep.mode]])
 
 
+def objective_metrics(sweep: Sweep) -> list[str]:
+    """The metrics the sweep optimised: the YAML's `objectives:` when it lists several, else its one metric."""
+    named = [o.get("metric") for o in sweep.spec.get("objectives") or [] if isinstance(o, dict)]
+    return named if len(named) >= 2 else [sweep.metric]
+
+
 def faithful_study(sweep: Sweep, storage=None) -> optuna.Study:
-    """Every trial as it happened: completed (valued by the ranking rule), pruned by ASHA, or failed, with
-    its per-epoch values as intermediate values (the dashboard's learning curves)."""
-    study = _new_study(sweep, storage)
+    """Every trial as it happened: completed (valued by the ranking rule, one value per objective), pruned by
+    ASHA, or failed, with its per-epoch values of the first objective (ASHA's) as intermediate values."""
+    metrics = objective_metrics(sweep)
+    study = _new_study(sweep, storage, [DIRECTIONS[_mode(sweep, m)] for m in metrics])
     dists = distributions(sweep)
     for row in sweep.trials:
         params = trial_params(sweep, row)
         state = STATES.get(row["status"], TrialState.FAIL)
-        value = value_at(sweep, row, sweep.metric) if state == TrialState.COMPLETE else None
-        if state == TrialState.COMPLETE and value is None:  # finished without a finite metric
-            state = TrialState.FAIL
+        values = [value_at(sweep, row, m) for m in metrics] if state == TrialState.COMPLETE else None
+        if values is not None and None in values:  # finished without a finite metric
+            state, values = TrialState.FAIL, None
         attrs = {"trial_id": row["trial_id"], "status": row["status"], "epochs": row.get("epochs", "")}
         attrs.update({k: row[k] for k in ("time_s", "error") if row.get(k)})
         study.add_trial(optuna.trial.create_trial(
-            state=state, value=value, params=params, distributions={k: dists[k] for k in params},
+            state=state, values=values, params=params, distributions={k: dists[k] for k in params},
             intermediate_values={e: v for e, v in sweep.curves(sweep.metric).get(row["trial_id"], [])},
             user_attrs=attrs))
     return study

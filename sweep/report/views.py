@@ -8,7 +8,7 @@ from .folder import Sweep
 from .importance import EVALUATORS, Importance, evaluator, measure
 from .plots import optuna_figure
 from .sections import table, unit
-from .study import valued_study
+from .study import objective_metrics, valued_study
 
 
 def _vis():
@@ -97,8 +97,7 @@ def slices(sweep: Sweep, plots: str) -> list[str]:
 def objectives(sweep: Sweep) -> list[str]:
     """What is traded off: the YAML's `objectives:` when it names several (Optuna draws 2 or 3 at once),
     else clean vs corrupted validation accuracy when the sweep measured both."""
-    named = [o.get("metric") if isinstance(o, dict) else o for o in sweep.spec.get("objectives") or []]
-    named = [m for m in named if sweep.has_metric(m)][:3]
+    named = [m for m in objective_metrics(sweep) if sweep.has_metric(m)][:3]
     if len(named) >= 2:
         return named
     if sweep.has_metric("val_acc") and sweep.has_metric("ood_val_acc"):
