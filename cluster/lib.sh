@@ -211,6 +211,8 @@ node_ip() {
   local ip
   if [[ $1 =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]; then echo "$1"; return; fi
   ip=$(getent ahostsv4 "$1" 2>/dev/null | awk '{print $1; exit}')
+  # getaddrinfo skips IPv4 when a host's only IPv4 interface is loopback (a loopback-only test namespace)
+  [[ -z $ip ]] && ip=$(getent hosts "$1" 2>/dev/null | awk '$1 ~ /^[0-9.]+$/ {print $1; exit}')
   [[ -z $ip ]] && ip=$(sched_node_addr "$1")
   [[ -n $ip ]] || return 1
   node_ip "$ip"
