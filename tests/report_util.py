@@ -18,8 +18,7 @@ import numpy as np
 
 SPACE = """
 name: {name}
-metric: {metric}
-mode: {mode}
+{objectives}
 select: {select}
 fixed: {{model: simple_cnn, epochs: {epochs}, device: cpu}}
 params:
@@ -44,6 +43,7 @@ FOLDERS = {
     "asha24_ood": dict(n=24, epochs=4, ood=True, errored=1, final=True),
     "loss_best_epoch": dict(n=12, epochs=4, metric="val_loss", mode="min", select="best_epoch", wobble=True),
     "all_errored": dict(n=3, epochs=2, errored=3),  # nothing to rank, plot or measure: the report says so
+    "two_objectives": dict(n=10, epochs=2, ood=True, objectives=(("ood_val_acc", "max"), ("val_acc", "max"))),
 }
 
 
@@ -75,14 +75,18 @@ def _truth(lr: float, wd: float, epoch: int, epochs: int, wobble: bool, rng) -> 
 
 
 def build(folder, name="synth", n=8, epochs=4, metric="val_acc", mode="max", select="last_epoch", ood=False,
-          errored=0, final=False, wobble=False, seed=0) -> str:
+          errored=0, final=False, wobble=False, seed=0, objectives=()) -> str:
     from sweep.space import load_space
 
     folder = str(folder)
     os.makedirs(folder, exist_ok=True)
     yaml = os.path.join(folder, "space.yaml")
+    head = "".join(f"\n  - {{metric: {m}, mode: {d}}}" for m, d in objectives)
+    head = f"objectives:{head}" if objectives else f"metric: {metric}\nmode: {mode}"
+    if ood:  # the section that makes the sweep score trials on corrupted validation images
+        head += "\nood_val: {corruptions: [gaussian_noise, contrast], severities: [2], images: 20, test_images: 10}"
     with open(yaml, "w") as f:
-        f.write(SPACE.format(name=name, metric=metric, mode=mode, select=select, epochs=epochs, n=n))
+        f.write(SPACE.format(name=name, objectives=head, select=select, epochs=epochs, n=n))
     spec = load_space(yaml)
     rng = np.random.default_rng(seed)
     trials = []

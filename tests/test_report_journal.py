@@ -41,7 +41,8 @@ def test_every_trial_is_in_the_journal_as_it_happened(journal):
     study = _load(journal["path"])
     metric = journal["spec"]["metric"]
     assert study.study_name == journal["spec"]["name"]
-    assert study.direction.name == {"max": "MAXIMIZE", "min": "MINIMIZE"}[journal["spec"]["mode"]]
+    objectives = _objectives(journal["spec"])
+    assert [d.name for d in study.directions] == [{"max": "MAXIMIZE", "min": "MINIMIZE"}[m] for _, m in objectives]
     by_id = {t.user_attrs["trial_id"]: t for t in study.trials}
     assert sorted(by_id) == sorted(t["trial_id"] for t in journal["trials"])
     for row in journal["trials"]:
@@ -56,7 +57,15 @@ def test_every_trial_is_in_the_journal_as_it_happened(journal):
         assert t.intermediate_values == epochs  # the learning curve, epoch by epoch
         if row["status"] == "completed":
             rank = "best" if journal["spec"].get("select") == "best_epoch" else "final"
-            assert t.value == float(row[f"{rank}_{metric}"])
+            assert t.values[0] == float(row[f"{rank}_{metric}"])
+            last = [h for h in journal["history"] if h["trial_id"] == row["trial_id"]][-1]
+            for (name, _), value in list(zip(objectives, t.values))[1:]:
+                assert value == float(last[name])  # the other objectives at the same (last) epoch
+
+
+def _objectives(spec: dict) -> list[tuple[str, str]]:
+    named = [(o["metric"], o["mode"]) for o in spec.get("objectives") or []]
+    return named if len(named) >= 2 else [(spec["metric"], spec["mode"])]
 
 
 def test_recording_again_rebuilds_rather_than_appends(journal):
@@ -106,7 +115,8 @@ def test_optuna_dashboard_serves_the_sweep(journal, tmp_path):
             assert t["state"].upper() == STATES[row["status"]]
             assert {p["name"] for p in t["params"]} == {k for k in journal["spec"]["params"] if row[k] != ""}
             assert [v["step"] for v in t["intermediate_values"]] == list(range(1, int(row["epochs"]) + 1))
-        assert detail["directions"] == [{"max": "maximize", "min": "minimize"}[journal["spec"]["mode"]]]
+        assert detail["directions"] == [{"max": "maximize", "min": "minimize"}[m] for _, m in
+                                        _objectives(journal["spec"])]
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)  # the server this test started, by its pid

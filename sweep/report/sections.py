@@ -58,6 +58,11 @@ def header(sweep: Sweep) -> list[str]:
               f"Metric: `{sweep.metric}` ({spec['mode']}imise){', in percent' if sweep.metric.endswith('_acc') else ''}"
               f"; {len(sweep.trials)} trials: {counts['completed']} completed, {counts['stopped_early']} stopped "
               f"early by ASHA, {counts['errored']} errored.", "", f"**Ranking rule.** {rule_sentence(sweep)}"]
+    objectives = [o for o in spec.get("objectives") or [] if isinstance(o, dict)]
+    if len(objectives) >= 2:
+        lines += ["", "**Objectives:** " + ", ".join(f"`{o['metric']}` ({o['mode']})" for o in objectives)
+                  + f". ASHA stops trials by the first; the sampler weighs them all; the retrain trains the best "
+                  f"trial by `{spec.get('pick') or objectives[0]['metric']}` (`pick:`), always on the Pareto front."]
     if sweep.best:
         pct = "%" if sweep.metric.endswith("_acc") else ""
         lines += ["", f"**Best trial:** `{sweep.best['trial_id']}` with `{sweep.metric}` "
