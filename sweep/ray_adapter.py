@@ -250,6 +250,25 @@ def _write_mark(fs, path: str, data: str | bytes) -> None:
     fs.move(tmp, path)
 
 
+def _drop_checkpoints(fs, trial_dir: str) -> None:
+    for info in fs.get_file_info(FileSelector(trial_dir, allow_not_found=True)):
+        if info.type == FileType.Directory and info.base_name.startswith("checkpoint_"):
+            fs.delete_dir(info.path)
+
+
+def drop_weights(outcomes, keep: set[str]) -> None:
+    """After the sweep: every trial's saved training state but `keep`'s goes (its metrics stay in the results
+    files); a finished sweep needs no state to resume, and the retrain reuses only the best trial's."""
+    from pyarrow.fs import FileSystem, LocalFileSystem
+
+    for t in outcomes:
+        if t.trial_id in keep or not t.checkpoint:
+            continue
+        trial_dir = os.path.dirname(t.checkpoint.rstrip("/"))
+        fs, path = FileSystem.from_uri(trial_dir) if "://" in trial_dir else (LocalFileSystem(), trial_dir)
+        _drop_checkpoints(fs, path)
+
+
 def _stand_in_for_deleted_checkpoints(exp_path: str) -> None:
     """Tune deletes a trial's previous checkpoint the moment it registers a new one, and saves its experiment
     state (which names the checkpoint to restore from) a moment later: killed in between, the state names a
@@ -344,6 +363,10 @@ class _Events(tune.Callback):
                                                                trial.storage.trial_fs_path):
             return  # stopped by the interrupt, not finished: said once, at the end
         done = int(last.get("epoch", 0) or 0) >= _current["max_epochs"]
+        if not done:
+            # Stopped by ASHA: it can neither be resumed nor retrained from (only a completed trial's final state
+            # is reused), and its end is already durable (_DurableASHA ran first): its weights are dead weight.
+            _drop_checkpoints(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
         self.listener.on_end(trial.trial_id, Status.COMPLETED if done else Status.STOPPED_EARLY, last, "")
 
     def on_trial_error(self, iteration, trials, trial, **info):
