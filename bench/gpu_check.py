@@ -248,7 +248,11 @@ def run_sweep(args, rec: dict, budget: float, where: dict, scratch: str) -> None
     reader = threading.Thread(target=lambda: lines.extend((time.time() - t0, ln.rstrip()) for ln in proc.stdout),
                               daemon=True)
     reader.start()
-    code, signalled = _wait_sweep(proc, start + budget - grace, start + budget)
+    try:
+        code, signalled = _wait_sweep(proc, start + budget - grace, start + budget)
+    except KeyboardInterrupt:  # its own session does not get the terminal's Ctrl-C: stop it, it saves its files
+        os.killpg(proc.pid, signal.SIGTERM)
+        raise
     wall = time.time() - t0
     reader.join(5)
     atomic.write_text(log_path, "".join(f"[{t:7.1f} s] {ln}\n" for t, ln in list(lines)))
@@ -356,8 +360,13 @@ def markdown(report: dict) -> str:
                           and f"{k} {f['detail'][k]}" not in described]
         if described:
             notes.append(f"- step {key}: {'; '.join(described)}")
-        if st["info"].get("orchestrator_command"):
-            notes.append(f"- step {key} ran `{st['info']['orchestrator_command']}`")
+        info = st["info"]
+        if info.get("orchestrator_command"):
+            notes.append(f"- step {key} ran `{info['orchestrator_command']}`")
+        if "exit_after_last_output_s" in info:
+            notes.append(f"- step {key}: the orchestrator ran {info['sweep_wall_s']} s, its last output line came at "
+                         f"{info['last_output_at_s']} s, it exited {info['exit_after_last_output_s']} s later "
+                         f"(exit code {info['exit_code']})")
         if st["status"] != "ok":
             why = st.get("error") or st.get("partial") or ""
             notes.append(f"- step {key} ({st['title']}): **{st['status']}**{': ' + why if why else ''}")
@@ -382,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
               "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "budget_s": sum(args.budgets[k] for k in args.steps), "steps": {}}
     print(f"gpu check: {where['device']}, torch {where['torch']}, data: {where['data']}; steps {args.steps}, "
-          f"budget {report['budget_s']} s", flush=True)
+          f"budget {report['budget_s']:g} s", flush=True)
     scratch = tempfile.mkdtemp(prefix="gpu_check_")
     t_all = time.time()
     try:
@@ -392,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             report["steps"][key] = rec
             if key not in args.steps:
                 continue
-            print(f"[{key}] {TITLES[key]} (budget {rec['budget_s']} s)", flush=True)
+            print(f"[{key}] {TITLES[key]} (budget {rec['budget_s']:g} s)", flush=True)
             t = time.time()
             rec["status"] = "running"
             try:
