@@ -17,7 +17,7 @@ $(BIN)/activate:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): setup.cfg pyproject.toml | $(BIN)/activate
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,dashboard]'
 	touch $@
 
 install: $(STAMP)

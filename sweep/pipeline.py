@@ -183,6 +183,7 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
         return SweepOutcome(folder, True, False, reason, trials=len(ended), planned=spec.trials.num_samples)
     best = _write_results(folder, run_, spec, manifest)
     ray_adapter.drop_weights(run_.trials, keep={best["trial_id"]} if best else set())
+    report.record_trials(folder)  # optuna-dashboard works from here on, even if the retrain is stopped
     say(f"sweep finished in {time.time() - t0:.0f}s: {len(run_.trials)} trials")
     if req.retrain and spec.retrain.enabled and best is not None:
         from .final import finalize
