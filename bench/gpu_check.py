@@ -367,7 +367,9 @@ def markdown(report: dict) -> str:
             notes.append(f"- step {key}: the orchestrator ran {info['sweep_wall_s']} s, its last output line came at "
                          f"{info['last_output_at_s']} s, it exited {info['exit_after_last_output_s']} s later "
                          f"(exit code {info['exit_code']})")
-        if st["status"] != "ok":
+        if st["status"] == "not_run":
+            notes.append(f"- step {key}: not run (not in --steps)")
+        elif st["status"] != "ok":
             why = st.get("error") or st.get("partial") or ""
             notes.append(f"- step {key} ({st['title']}): **{st['status']}**{': ' + why if why else ''}")
         notes += [f"- step {key}: skipped {s['what']}: {s['reason']}" for s in st["skipped"]]
