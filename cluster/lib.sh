@@ -6,7 +6,8 @@
 #   sched_remote HOST CMD...          run CMD on HOST inside this job (blocks while CMD runs)
 #   sched_node_addr HOST              the scheduler's address for HOST when DNS has none (may print nothing)
 #   sched_check                       inside a job: what the scheduler gave is usable (else die)
-#   MODE (submit|job), SCHED_JOB_ID, SCRIPT (the file to submit again)
+#   MODE (submit|job), SCHED_JOB_ID, SCRIPT (the file to submit again), SCHED_FORWARD (signals that reach
+#   only the job shell, to pass on to the orchestrator)
 #
 # A chain: each job submits its successor first, held until this job ends whatever way it ends (a kill -9 of
 # the whole job included), runs the sweep with --time-limit, then cancels the successor unless the orchestrator
@@ -176,20 +177,25 @@ fail() {
   die "$@"
 }
 
-# The orchestrator runs in the background so this shell can take the scheduler's warning signals (SLURM
-# --signal=B:... reaches only the batch shell; a trap does not run while a foreground child runs) and pass
-# each one on; one that came before it started (the job scripts trap them from their first line) too.
-# RC = its exit status; killed by a signal this shell passed on (it came before the orchestrator's own
-# handler was installed) counts as "not finished": its state is on disk as after a kill -9.
+# The orchestrator runs in the background so this shell can take the scheduler's warning signals (a trap does
+# not run while a foreground child runs) and survive them. SCHED_FORWARD names the ones that reach only this
+# shell (SLURM --signal=B:...), passed on; SGE -notify signals the job's whole process group, the orchestrator
+# included (Ray's workers have their own groups), so passing them on would deliver each twice. A signal that
+# came before the orchestrator started (the job scripts trap them from their first line) is passed on.
+# RC = its exit status; killed by USR1/USR2/TERM (it came before the orchestrator's own handler was
+# installed) counts as "not finished": the sweep's state is on disk as after a kill -9.
 run_forwarding() {
   "$@" &
-  local pid=$! sig forwarded=""
+  local pid=$! sig
   for sig in USR1 USR2 TERM INT; do
-    trap "say 'SIG$sig: passed to the orchestrator'; forwarded+=' $sig'; kill -$sig $pid 2>/dev/null" "$sig"
+    if [[ " $SCHED_FORWARD " == *" $sig "* ]]; then
+      trap "say 'SIG$sig: passed to the orchestrator'; kill -$sig $pid 2>/dev/null" "$sig"
+    else
+      trap "say 'SIG$sig: the scheduler sent it to the orchestrator too'" "$sig"
+    fi
   done
   if [[ -n ${EARLY_SIG:-} ]]; then
     say "SIG$EARLY_SIG came before the orchestrator started: passed on"
-    forwarded+=" $EARLY_SIG"
     kill -"$EARLY_SIG" "$pid" 2>/dev/null
   fi
   while :; do
@@ -198,7 +204,7 @@ run_forwarding() {
   done
   wait "$pid" 2>/dev/null; RC=$?
   trap - USR1 USR2 TERM INT
-  for sig in $forwarded; do
+  for sig in USR1 USR2 TERM; do
     if (( RC == 128 + $(kill -l "$sig") )); then
       say "the orchestrator was ended by SIG$sig before it could stop by itself: counted as not finished"
       RC=$EXIT_RESUME

@@ -47,6 +47,7 @@ if [[ -f $HERE/lib.sh ]]; then MODE=submit; else MODE=job; fi  # a job runs SGE'
 : "${LINK:=0}"                                 # this job's place in the chain (set by the chain)
 SCRIPT=$REPO/cluster/sge.sh
 SCHED_JOB_ID=${JOB_ID:-}
+SCHED_FORWARD=""  # -notify's SIGUSR1/SIGUSR2 go to the job's whole process group, the orchestrator included
 
 cd "$REPO" 2>/dev/null || { echo "error: REPO=$REPO: no such folder; set REPO to the project folder" >&2; exit 2; }
 # shellcheck source=lib.sh

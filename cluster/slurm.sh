@@ -44,6 +44,7 @@ if [[ -f $HERE/lib.sh ]]; then MODE=submit; else MODE=job; fi  # a job runs SLUR
 : "${LINK:=0}"                                 # this job's place in the chain (set by the chain)
 SCRIPT=$REPO/cluster/slurm.sh
 SCHED_JOB_ID=${SLURM_JOB_ID:-}
+SCHED_FORWARD="USR1 USR2 TERM"  # --signal=B: reaches only this shell; scancel's and the limit's TERM reach all
 
 cd "$REPO" 2>/dev/null || { echo "error: REPO=$REPO: no such folder; set REPO to the project folder" >&2; exit 2; }
 # shellcheck source=lib.sh

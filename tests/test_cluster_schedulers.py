@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from helpers.sge import sge  # noqa: F401 - fixtures
 from helpers.slurm import slurm, slurm_two_nodes  # noqa: F401 - fixtures
 from sweep_util import ROOT, read_csv, write_space
 
@@ -139,3 +140,74 @@ def test_real_sweep_chain_under_slurm(slurm, tmp_path, synth_npz):
     assert len(trials) == 6 and len({t["trial_id"] for t in trials}) == 6
     epochs = [(r["trial_id"], r["epoch"]) for r in read_csv(folder(tmp_path) / "history.csv")]
     assert len(epochs) == len(set(epochs)), "an epoch was recorded twice"
+
+
+# ---- Grid Engine ---------------------------------------------------------------------------------------------
+
+def submit_sge(sge, tmp_path, **variables) -> str:
+    if not (tmp_path / "chain.yaml").exists():
+        write_space(tmp_path, name="chain", n=4)
+    env = {**sge.env, "SPACE": str(tmp_path / "chain.yaml"), "RESULTS_DIR": str(tmp_path / "results"),
+           "ORCH": FAKE_ORCH, "FAKE_UNIT_S": "1", **variables}
+    proc = sge.run("bash", os.path.join(ROOT, "cluster", "sge.sh"), env=env)
+    assert proc.returncode == 0 and "submitted job" in proc.stdout, proc.stdout + proc.stderr
+    return proc.stdout.split("submitted job ")[1].split()[0]
+
+
+def sge_jobs(sge, tmp_path) -> list[dict]:
+    """Every job of the chain that ran, from SGE's accounting, oldest first."""
+    ids = sorted(int(p.name.rsplit(".o", 1)[1]) for p in (folder(tmp_path) / "chain").glob("cifar-sweep.o*"))
+    return [{"id": str(i), **sge.finished(str(i))} for i in ids]
+
+
+def test_time_limit_chain_under_sge(sge, tmp_path):
+    """h_rt=40 s: the orchestrator's --time-limit is the job's h_rt as `qstat -j` shows it, minus MARGIN; it exits
+    75, the job held with -hold_jid continues with --resume; the last job deletes its successor."""
+    submit_sge(sge, tmp_path, FAKE_UNITS="45", MARGIN="10", SUBMIT_ARGS="-l h_rt=0:0:40")
+    sge.wait_idle(600)
+    out = logs(tmp_path)
+    rs = runs(tmp_path)
+    assert units(tmp_path) == [str(i) for i in range(45)], out
+    assert len(rs) >= 2 and [r["exit"] for r in rs] == [75] * (len(rs) - 1) + [0], out
+    limits = [int(r["argv"][r["argv"].index("--time-limit") + 1][:-1]) for r in rs]
+    assert all(20 <= lim <= 30 for lim in limits), limits  # 40 s less MARGIN 10 less the seconds already run
+    jobs = sge_jobs(sge, tmp_path)
+    assert [j["exit_status"] for j in jobs] == [str(r["exit"]) for r in rs], out + str(jobs)
+    assert all(j["failed"] == "0" for j in jobs), jobs  # each ended by itself
+    assert "resource_list" not in out
+
+
+def test_notify_and_hard_kill_under_sge(sge, tmp_path):
+    """The first run ignores signals: SGE's SIGUSR2 (-notify) at h_rt, then SIGKILL 10 s later (the queue's
+    notify time); the successor resumes; later runs, their own limit an hour away, stop at -notify's SIGUSR2,
+    which SGE sends to the whole job (the orchestrator included)."""
+    submit_sge(sge, tmp_path, FAKE_UNITS="60", FAKE_IGNORE_SIGNALS="1", TIME_LIMIT="1h",
+               SUBMIT_ARGS="-l h_rt=0:0:20")
+    sge.wait_idle(900)
+    out = logs(tmp_path)
+    rs = runs(tmp_path)
+    jobs = sge_jobs(sge, tmp_path)
+    assert "h_rt" in jobs[0]["failed"] or jobs[0]["exit_status"] == "137", jobs  # killed by SGE
+    assert units(tmp_path) == [str(i) for i in range(60)], out
+    assert rs[-1]["exit"] == 0 and all("--resume" in r["argv"] for r in rs), out
+    warned = [r for r in rs if r["exit"] == 75]
+    assert warned and all(r["signals"] == ["SIGUSR2"] for r in warned), out  # once: not passed on a second time
+
+
+def test_qdel_leaves_a_sweep_that_resume_finishes(sge, tmp_path):
+    def delete_when_running():
+        deadline = time.time() + 120
+        while time.time() < deadline and not (folder(tmp_path) / "units").exists():
+            time.sleep(0.5)
+        sge.run("qdel", "cifar-sweep")
+
+    t = threading.Thread(target=delete_when_running)
+    t.start()
+    submit_sge(sge, tmp_path, FAKE_UNITS="20", TIME_LIMIT="1h", SUBMIT_ARGS="-l h_rt=0:5:0")
+    t.join()
+    sge.wait_idle(300)
+    assert 0 < len(units(tmp_path)) < 20, logs(tmp_path)
+    submit_sge(sge, tmp_path, FAKE_UNITS="20", TIME_LIMIT="1h", RESUME="1", SUBMIT_ARGS="-l h_rt=0:5:0")
+    sge.wait_idle(300)
+    assert units(tmp_path) == [str(i) for i in range(20)], logs(tmp_path)
+    assert runs(tmp_path)[-1]["exit"] == 0 and "--resume" in runs(tmp_path)[-1]["argv"]
