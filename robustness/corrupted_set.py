@@ -8,14 +8,20 @@ $CIFAR_SWEEP_CACHE (default ~/.cache/cifar-sweep; "off" disables it), written at
 selected images stands for the data fingerprint and the image selection together. The 8 most recently used
 sets are kept (one set of 1,000 test images x 19 x 5 is 292 MB).
 
-Measured on a 2-core machine: ~0.7 ms per image per (corruption, severity) on one core, so 1,000 test images
-x 95 take ~70 s on one core, ~35 s on two; a cached set loads in a fraction of a second.
+Measured (CPU time, real CIFAR-100 test images): all 95 (corruption, severity) pairs cost 25-26 ms per image on
+one core (zoom_blur 1.6 ms and gaussian_noise 0.8 ms per pair are the dearest), so 1,000 test images take ~26 s
+of CPU, ~13 s on two idle cores; a cached set loads in well under a second. (Predicting them costs more: simple_cnn
+needs ~2 ms of CPU per image, ~190 s for 95,000; see bench/bench_robustness.py.)
+
+The pool starts from a forkserver: like `spawn`, each worker imports the __main__ script again, so a script
+that calls this must keep its work under `if __name__ == "__main__":` (orchestrator.py and the benches do).
 """
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -57,6 +63,8 @@ _X = None  # the images, set once per worker process by _init (not pickled again
 def _init(x: np.ndarray) -> None:
     global _X
     _X = x
+    # Ctrl-C is the driver's to handle: it cancels what is queued; a block already running ends in seconds.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _block(name: str, severity: int, seed: int) -> np.ndarray:
@@ -82,12 +90,16 @@ def corrupt_all(x: np.ndarray, names, severities, seed: int, workers: int | None
         # (and OpenMP/OpenCV pools already used) can deadlock a child; spawn would re-import per worker.
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["robustness.corruptions"])
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(x,)) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(x,))
+        try:
             futures = {pool.submit(_block, names[i], severities[j], seed): (i, j) for i, j in jobs}
             for future in as_completed(futures):
                 i, j = futures[future]
                 out[i, j * n:(j + 1) * n] = future.result()
                 b.update(n)
+        finally:
+            # On Ctrl-C or an error, drop the queued blocks instead of waiting for all of them (`with` would).
+            pool.shutdown(wait=True, cancel_futures=True)
     return out
 
 
