@@ -178,13 +178,16 @@ def step_packing(p: dict, emit: Emitter) -> None:
     """1, 2 and 4 trial processes training at once on one device: total images/s (Ray trials are processes)."""
     import multiprocessing as mp
 
+    from trainables import atomic
+
     ctx = mp.get_context("spawn")
     bs, n, window, chunk = (16, 64, 1.0, 1) if p["tiny"] else (128, 10_000, 4.0, 10)
     models = ("simple_cnn",) if p["tiny"] else ("resnet18_cifar", "simple_cnn")
     x, y, data = images(p, n)
     folder = p["scratch"]
-    np.save(os.path.join(folder, "pack_x.npy"), x)
-    np.save(os.path.join(folder, "pack_y.npy"), y)
+    for name, arr in (("pack_x.npy", x), ("pack_y.npy", y)):  # the workers read these; scratch, but never half-written
+        with atomic.atomic_path(os.path.join(folder, name)) as tmp, open(tmp, "wb") as f:
+            np.save(f, arr)
     results = ctx.Queue()
     cmds = [ctx.Queue() for _ in range(4)]
     workers = [ctx.Process(target=pack_worker, args=(i, p, folder, cmds[i], results), daemon=True) for i in range(4)]
