@@ -51,6 +51,11 @@ def _finalize(folder, spec, arrays, track, robustness, deadline, say) -> dict:
     if robustness and spec.ood_val.test_images:
         robust["generated"] = robust_eval.generated(ensemble, arrays, spec.ood_val, test_acc, device,
                                                     os.path.join(folder, "robustness", "generated"), say)["ood_acc"]
+    if preds is not None:  # a labelled --ood-dir (robustness.generate writes labels.npy): scored too
+        labelled = robust_eval.labelled_dir(preds, spec.data.ood_dir, test_acc,
+                                            os.path.join(folder, "robustness", "labelled"), say)
+        if labelled is not None:
+            robust["labelled"] = labelled["ood_acc"]
     if preds is not None and os.path.isdir(best["data"]["path"]) and preds.shape[1] == 5 * len(arrays.y_test):
         # A torchvision CIFAR-100 folder keeps the official test order, which the DL4DS files follow.
         robust["dl4ds"] = robust_eval.dl4ds(ensemble, spec.data.ood_dir, arrays.y_test, preds, test_acc,

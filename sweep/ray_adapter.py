@@ -54,9 +54,9 @@ def start(address: str | None, num_cpus: int | None = None, runtime_env: dict | 
           log_dir: str | None = None) -> dict:
     """Start local Ray (the default) or join a cluster; returns the cluster's total resources. Ray's and
     Optuna's own log lines go to log_dir/ray.log, not the console."""
-    if log_dir:
-        _log_to_file(os.path.join(log_dir, "ray.log"))
     if ray.is_initialized():
+        if log_dir:
+            _log_to_file(os.path.join(log_dir, "ray.log"))
         return cluster_resources()
     kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                               configure_logging=not log_dir)
@@ -67,6 +67,8 @@ def start(address: str | None, num_cpus: int | None = None, runtime_env: dict | 
             ray.init(num_cpus=num_cpus, **kw)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ClusterError(f"--address {address!r}: could not connect to a Ray cluster ({exc})") from None
+    if log_dir:  # after ray.init, which resets the "ray" logger's handlers
+        _log_to_file(os.path.join(log_dir, "ray.log"))
     return cluster_resources()
 
 
@@ -74,6 +76,12 @@ def _log_to_file(path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    children = [n for n in logging.root.manager.loggerDict if n.startswith(("ray.", "optuna."))]
+    for name in children:  # e.g. ray.tune's own console handler: its lines reach the file through "ray"
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+        lg.propagate = True
     for name in ("ray", "optuna"):
         lg = logging.getLogger(name)
         for h in list(lg.handlers):

@@ -85,6 +85,19 @@ def tiny_config(tiny_model, synth_npz):
     return make
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_corruption_cache(tmp_path_factory):
+    """Corrupted test sets are cached across sweeps (robustness/corrupted_set.py): tests keep theirs to themselves
+    (also the orchestrator processes they start, which inherit the environment)."""
+    old = os.environ.get("CIFAR_SWEEP_CACHE")
+    os.environ["CIFAR_SWEEP_CACHE"] = str(tmp_path_factory.mktemp("corruption-cache"))
+    yield
+    if old is None:
+        os.environ.pop("CIFAR_SWEEP_CACHE", None)
+    else:
+        os.environ["CIFAR_SWEEP_CACHE"] = old
+
+
 @pytest.fixture(autouse=True)
 def _fast_torch():
     torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -114,3 +114,11 @@ def test_only_the_best_trial_keeps_its_weights(sweep_dir):
     assert kept <= {best["trial_id"]}
     rows = read_csv(sweep_dir / "trials.csv")
     assert len(rows) == 8 and all(r["final_val_loss"] != "" for r in rows if r["status"] != "errored")
+
+
+def test_a_labelled_ood_dir_is_scored(sweep_dir):
+    """--ood-dir made by robustness.generate carries labels.npy: the final model gets an OOD accuracy from it."""
+    final = json.loads((sweep_dir / "final" / "metrics.json").read_text())
+    robust = json.loads((sweep_dir / "robustness" / "labelled" / "robustness.json").read_text())
+    assert 0.0 <= final["ood_acc"]["labelled"] == robust["ood_acc"] <= 1.0
+    assert len(robust["accuracy"]) == 19
