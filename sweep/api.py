@@ -28,6 +28,7 @@ class SweepRequest:
     time_limit_s: float | None = None  # stop (resumably) before this many seconds have passed
     job_s: float | None = None  # a batch job's length, for the plan ("= N jobs of 2h")
     warm_start: tuple[str, ...] = ()  # earlier sweeps' results folders whose trials the sampler learns from
+    warm_start_top: int = 3  # how many of their best configs run first (sweep/warm_start.py)
     plan_only: bool = False  # print the plan and stop before Ray starts
     status_every_s: float = 30.0
     command: str = ""  # the exact command, recorded in every artifact

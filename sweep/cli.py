@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one YAML setting by its key path, e.g. --set resources.gpu=0 "
                         "--set fixed.epochs=10 --set params.lr.high=0.1 (repeatable; values read as YAML)")
     p.add_argument("--cpus", type=int, help="CPUs local Ray may use (default: all of this machine's)")
+    # warm start (sweep/warm_start.py)
+    p.add_argument("--warm-start", action="append", default=[], metavar="DIR",
+                   help="an earlier sweep's results folder (repeatable): its trials that fit this space are told to "
+                        "the sampler, the best run first; the rest are dropped (said in one line)")
+    p.add_argument("--warm-start-top", type=int, default=3, metavar="K",
+                   help="how many of the earlier best configs run first (default 3; 0: only tell the sampler)")
     return p
 
 
@@ -99,6 +105,8 @@ def _check_flags(args) -> None:
         if args.time_limit_s < 10:
             raise UserError(f"--time-limit {args.time_limit}: {args.time_limit_s:g} s is less than the 10 s a sweep "
                             f"needs to save and stop; allowed: 10 s or more (e.g. 1h50m)")
+    if args.warm_start_top < 0:
+        raise UserError(f"--warm-start-top {args.warm_start_top}: must be 0 or more")
     if args.cpus and args.address:
         raise UserError("--cpus sizes the local Ray started on this machine; with --address the cluster decides")
     if args.download and args.data and os.path.isfile(args.data):
@@ -125,6 +133,7 @@ def request_from(args, command: str):
         resume=args.resume, address=args.address, storage=args.storage, wandb=args.wandb,
         retrain=not args.no_retrain, robustness=not args.no_robustness, cpus=args.cpus,
         time_limit_s=getattr(args, "time_limit_s", None), job_s=getattr(args, "time_limit_s", None),
+        warm_start=tuple(args.warm_start), warm_start_top=args.warm_start_top,
         plan_only=args.plan, command=command)
 
 

@@ -121,6 +121,7 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
         return SweepOutcome(folder, os.path.exists(os.path.join(folder, "sweep.json")), False, planned=plan.trials)
     say(f"results folder: {folder}")
     restore = _check_folder(folder, spec, req.resume, storage)
+    warm, warmed = _warm_start(req, spec, folder, restore)
     data_path = os.path.abspath(spec.data.path)
     say(f"reading {data_path}")
     if not spec.data.download and not os.path.exists(data_path):
@@ -153,7 +154,8 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
 
     manifest = {"spec": spec.to_dict(), "spec_hash": _spec_hash(spec), "param_names": list(spec.param_names),
                 "command": req.command, "commit": atomic.git_commit(), "storage": storage,
-                "data": {"path": data_path, "fingerprint": fp}, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+                "data": {"path": data_path, "fingerprint": fp}, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "warm_start": warmed}
     if req.resume:
         say(f"resuming the sweep in {folder}")
     atomic.write_json(os.path.join(folder, "sweep.json"), manifest)
@@ -168,7 +170,7 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
                            track_listener] + ([deadline] if deadline else []))
     t0 = time.time()
     run_ = ray_adapter.run_sweep(spec, storage_path=storage, data=arrays, extra_val=extra_val, resume=restore,
-                                 listener=listeners)
+                                 listener=listeners, warm=warm)
     ended = run_.ended
     listeners.close(interrupted=bool(run_.stop_reason))
     if run_.stop_reason or len(ended) < spec.trials.num_samples:
@@ -196,6 +198,28 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
     say(f"report: {os.path.join(folder, 'report.md')}")
     say(f"results folder: {folder}")
     return SweepOutcome(folder, True, True, best=best, trials=len(ended), planned=spec.trials.num_samples)
+
+
+def _warm_start(req: SweepRequest, spec, folder: str, restore: bool):
+    """(what to warm the sampler with, what sweep.json records). Checked before data or Ray: a bad folder is exit 2
+    at once. A restored sweep's sampler state holds the earlier trials already: not told twice."""
+    from . import warm_start
+
+    before = warm_start.recorded(folder) if req.resume else None
+    if restore:
+        if req.warm_start:
+            say("--warm-start: ignored on --resume; " + (f"the sampler's saved state already holds the trials of "
+                f"{', '.join(before.get('folders', []))}" if before else "this sweep began without a warm start"))
+        return None, before
+    # --resume of a sweep stopped before Tune began: its sampler never saw the earlier trials; warm it now
+    folders = req.warm_start or (before or {}).get("folders") or ()
+    if not folders:
+        return None, None
+    warm = warm_start.load(folders, spec, top=req.warm_start_top)
+    say(warm.summary())
+    for note in warm.notes:
+        say(f"warm start: {note}")
+    return warm, warm.to_dict()
 
 
 def torch_has_gpu() -> bool:

@@ -384,9 +384,11 @@ class _Events(tune.Callback):
 
 
 def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: bool = False,
-              listener: Listener | None = None) -> SweepRun:
+              listener: Listener | None = None, warm=None) -> SweepRun:
     """Run (or continue) the sweep; returns its trials as plain data. Stopped early by Ctrl-C, request_stop or
-    a scheduler's signal: the trials not finished come back INTERRUPTED and `stop_reason` says why."""
+    a scheduler's signal: the trials not finished come back INTERRUPTED and `stop_reason` says why.
+    `warm` (sweep.warm_start.WarmStart): earlier trials told to the sampler, its best configs run first; a
+    restored sweep's searcher state already holds them."""
     from ray.tune.search.optuna import OptunaSearch
 
     _current.update(listener=listener or Listener(), max_epochs=spec.epochs)
@@ -402,12 +404,19 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
         _stand_in_for_deleted_checkpoints(exp_path)
         tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
     else:
+        from . import warm_start
+
         many = len(spec.objectives) > 1  # Optuna's multi-objective samplers; ASHA stays on the first objective
         search = OptunaSearch(
-            space=spec.define_by_run, sampler=spec.make_sampler(), points_to_evaluate=spec.points_to_evaluate or None,
+            space=spec.define_by_run, sampler=spec.make_sampler(),
+            points_to_evaluate=warm_start.points(warm, spec) or None,
             metric=[o.metric for o in spec.objectives] if many else spec.metric,
             mode=[o.mode for o in spec.objectives] if many else spec.mode,
         )
+        if warm is not None:
+            # OptunaSearch's evaluated_rewards refuses a define-by-run space (Ray 2.60); its study, made in
+            # __init__ because the space is given, takes finished trials directly.
+            warm_start.add_to_study(search._ot_study, warm, spec)
         asha = _DurableASHA(
             time_attr="training_iteration", metric=spec.metric, mode=spec.mode, max_t=spec.epochs,
             grace_period=spec.asha.grace_period, reduction_factor=spec.asha.reduction_factor,
