@@ -236,3 +236,39 @@ def test_a_real_sweep_runs_the_earlier_best_first(tmp_path, synth_npz):
     assert manifest["warm_start"]["folders"] == [str(old)]
     assert manifest["warm_start"]["evaluated"] == len(fits)
     assert len(read_csv(new / "trials.csv")) == 3
+
+
+def test_resume_does_not_warm_twice(tmp_path, capsys):
+    """A restored sweep's searcher state (Tune pickles OptunaSearch with its study) already holds the told
+    trials: --resume keeps sweep.json's record and tells the sampler nothing again."""
+    from sweep.api import SweepRequest
+    from sweep.pipeline import _warm_start
+
+    folder = earlier(tmp_path, [row("a", 0.01)])
+    new = space(tmp_path, NEW)
+    mine = tmp_path / "results" / "new"
+    mine.mkdir()
+    record = warm_start.load([folder], new).to_dict()
+    (mine / "sweep.json").write_text(json.dumps({"warm_start": record}))
+    req = SweepRequest(space="unused.yaml", resume=True, warm_start=(folder,))
+    assert _warm_start(req, new, str(mine), restore=True) == (None, record)
+    assert "--warm-start: ignored on --resume" in capsys.readouterr().out
+    # stopped before Tune saved any state: nothing was told yet, so the recorded folders warm it now
+    warm, again = _warm_start(SweepRequest(space="unused.yaml", resume=True), new, str(mine), restore=False)
+    assert again == record and len(warm.evaluated) == 1
+
+
+def test_several_objectives_are_told_one_value_each(tmp_path):
+    hist = [{"trial_id": t, "epoch": 2, "val_loss": 2.0, "val_acc": acc} for t, acc in (("a", 0.3), ("b", 0.4))]
+    folder = earlier(tmp_path, [row("a", 0.01, loss=2.0), row("b", 0.02, loss=2.5)], history=hist)
+    path = tmp_path / "multi.yaml"
+    path.write_text(BASE.format(name="multi", metric="val_loss", params=NEW, fixed="").replace(
+        "metric: val_loss", "objectives: [{metric: val_acc, mode: max}, {metric: val_loss, mode: min}]\n"
+                            "pick: val_loss\nsampler: {type: nsga2, seed: 0}"))
+    new = load_space(path)
+    warm = warm_start.load([folder], new, top=1)
+    assert sorted(v for _, v, _ in warm.evaluated) == [(0.3, 2.0), (0.4, 2.5)]
+    assert warm.enqueue == ({"lr": 0.01, "batch_size": 64, "scheduler": "cosine"},)  # by pick: val_loss, min
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=new.make_sampler())
+    warm_start.add_to_study(study, warm, new)
+    assert len(study.best_trials) == 2  # neither dominates: both on the front
