@@ -31,13 +31,19 @@ INJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inject")
 
 
 def saved_history(trial_dir: str) -> list[dict]:
-    """Every epoch's metrics as the trial saved them: its newest readable checkpoint's history."""
+    """Every epoch's metrics as the trial saved them: its newest readable checkpoint's history; for a trial ASHA
+    stopped (its weights dropped as it ended), the epochs Tune logged in its result.json."""
     for ckpt in sorted(glob.glob(os.path.join(trial_dir, "checkpoint_*")), reverse=True):
         try:
             return torch.load(os.path.join(ckpt, "state.pt"), weights_only=True)["history"]
         except Exception:  # noqa: BLE001 - cut short by the kill
             continue
-    return []
+    path = os.path.join(trial_dir, "result.json")
+    if not os.path.exists(path):
+        return []
+    import json
+
+    return [json.loads(line) for line in open(path) if line.strip()]
 
 
 def run_until_finished(cmd, n: int, sig) -> tuple[int, str, list[str]]:
@@ -92,7 +98,8 @@ def chain(tmp_path_factory, synth_npz):
 def test_ctrl_c_says_how_to_resume(chain):
     rc, out, finished = chain["ctrl_c"]
     assert rc == 130, out[-3000:]
-    assert "interrupted" in out and out.strip().splitlines()[-2].strip().endswith("--resume"), out[-2000:]
+    said = out.split("\n[test]")[0].strip()
+    assert "interrupted" in said and said.splitlines()[-1].strip().endswith("--resume"), out[-2000:]
     # wandb is on (offline, the default): a Ctrl-C still stops the sweep within seconds (it once took 30 min).
     took = float(re.search(r"exited ([\d.]+) s after the signal", out).group(1))
     assert took < 30, out[-2000:]
