@@ -1,0 +1,131 @@
+"""Warm start on the search-efficiency proxy: epochs a warm-started sweep of a neighbouring space needs to reach
+the best a cold sweep of that space finds.
+
+Three real sweeps (sweep.api in this process, as bench/bench_search.py runs them) on search_spaces/proxy.yaml
+(small_cnn, 3,000 train / 1,000 val real CIFAR-100 images, 9 epochs a trial, TPE with 4 start-up trials + ASHA):
+
+    earlier   proxy.yaml as it is (sampler seed S)
+    cold      the neighbouring space: lr 2e-3..0.3 (not 1e-3), weight_decay 1e-5..3e-2 (not 1e-2), mixup_alpha
+              0..0.5 (not 1) (sampler seed S+1)
+    warm      the same as cold, --warm-start earlier --warm-start-top K
+
+Epochs are counted as bench_search counts them: every epoch of the sweep's own trials, in the order they finished
+(the earlier sweep's epochs are not counted: they were spent already). The curve is the best val_acc so far.
+
+    python bench/bench_warm_start.py                     # resumable: finished sweeps are skipped
+    python bench/bench_warm_start.py --samples 8 --seed 0
+
+Raw results: results/bench_warm_start/ (git-ignored); summary: bench/warm_start.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+from bench_search import _orchestrate, best_curve, first_reach  # noqa: E402
+
+from sweep.api import SweepRequest  # noqa: E402
+from trainables import atomic  # noqa: E402
+
+PROXY = os.path.join(ROOT, "search_spaces", "proxy.yaml")
+DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "cifar100.npz")
+OUT = os.path.join(ROOT, "results", "bench_warm_start")
+SUMMARY = os.path.join(ROOT, "bench", "warm_start.json")
+NEIGHBOUR = {"params.lr.low": 2.0e-3, "params.weight_decay.high": 3.0e-2, "params.mixup_alpha.high": 0.5}
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}: {msg}", flush=True)
+
+
+def sweep(name: str, overrides: dict, args, warm: tuple = ()) -> dict:
+    import yaml
+
+    from sweep.space import load_space
+
+    folder = os.path.join(args.out, name)
+    marker = os.path.join(folder, "bench.json")
+    if os.path.exists(marker):
+        with open(marker) as f:
+            done = json.load(f)
+        if done["rc"] == 0:
+            return done
+    if os.path.exists(folder):
+        shutil.rmtree(folder)  # a partial run: start again
+    spec = load_space(PROXY, {**overrides, "name": name, "data.path": os.path.abspath(args.data)})
+    space = os.path.join(args.out, "spaces", f"{name}.yaml")
+    os.makedirs(os.path.dirname(space), exist_ok=True)
+    with open(space, "w") as f:
+        yaml.safe_dump(spec.yaml_form(), f, sort_keys=False)
+    argv = ["--space", space, "--no-retrain", "--wandb", "off", "--results-dir", args.out, "--cpus", str(args.cpus)]
+    for w in warm:
+        argv += ["--warm-start", w]
+    if warm:
+        argv += ["--warm-start-top", str(args.top)]
+    request = SweepRequest(space=space, retrain=False, wandb="off", results_dir=args.out, cpus=args.cpus,
+                           warm_start=warm, warm_start_top=args.top,
+                           command="python orchestrator.py " + " ".join(argv))
+    say(f"sweep {name}")
+    t0 = time.time()
+    rc = _orchestrate(request, os.path.join(args.out, f"{name}.log"))
+    done = {"name": name, "rc": rc, "wall_s": round(time.time() - t0, 1), "overrides": overrides,
+            "command": "python orchestrator.py " + " ".join(argv)}
+    atomic.write_json(marker, done)
+    say(f"sweep {name}: exit {rc} after {done['wall_s']:.0f}s")
+    if rc == 130:
+        raise KeyboardInterrupt
+    return done
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--samples", type=int, default=12, help="trials per sweep (ASHA stops most early)")
+    ap.add_argument("--seed", type=int, default=0, help="the earlier sweep's sampler seed; cold and warm use +1")
+    ap.add_argument("--top", type=int, default=3, help="--warm-start-top")
+    ap.add_argument("--cpus", type=int, default=2)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    base = {"trials.num_samples": args.samples}
+    ran = {"earlier": sweep(f"earlier_s{args.seed}", {**base, "sampler.seed": args.seed}, args)}
+    earlier = os.path.join(args.out, f"earlier_s{args.seed}")
+    nb = {**base, **NEIGHBOUR, "sampler.seed": args.seed + 1}
+    ran["cold"] = sweep(f"cold_s{args.seed + 1}", nb, args)
+    ran["warm"] = sweep(f"warm_s{args.seed + 1}", nb, args, warm=(earlier,))
+    if any(r["rc"] != 0 for r in ran.values()):
+        say("a sweep failed; see its log")
+        return 1
+    curves = {k: best_curve(os.path.join(args.out, r["name"]), 10_000) for k, r in ran.items()}
+    spent = {k: c[1] for k, c in curves.items()}
+    curves = {k: c[0][:spent[k]] for k, c in curves.items()}
+    target = max(curves["cold"])
+    with open(os.path.join(args.out, ran["warm"]["name"], "sweep.json")) as f:
+        warm_record = json.load(f)["warm_start"]
+    summary = {
+        "task": "search_spaces/proxy.yaml (small_cnn, 3,000 train / 1,000 val, 9 epochs a trial)",
+        "neighbour": NEIGHBOUR, "samples": args.samples, "seed_earlier": args.seed, "seed_new": args.seed + 1,
+        "top": args.top, "command": "python bench/bench_warm_start.py " + " ".join(sys.argv[1:]),
+        "earlier_best": max(curves["earlier"]), "cold_best": target, "warm_best": max(curves["warm"]),
+        "epochs_spent": spent,
+        "cold_epochs_to_its_best": first_reach(curves["cold"], target),
+        "warm_epochs_to_cold_best": first_reach(curves["warm"], target),
+        "warm_start": {k: warm_record[k] for k in ("evaluated", "dropped", "notes")},
+        "wall_s": {k: r["wall_s"] for k, r in ran.items()},
+        "curves": {k: [round(v, 4) for v in c] for k, c in curves.items()},
+    }
+    atomic.write_json(SUMMARY, summary)
+    say(json.dumps({k: v for k, v in summary.items() if k != "curves"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
