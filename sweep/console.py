@@ -36,13 +36,16 @@ class Console(Listener):
         self.best: tuple[float, str] | None = None
         self.epoch_s: list[float] = []  # measured seconds per epoch (per trial)
         self.planned = False
+        self.last_said: dict[str, float] = {}  # trial -> when the console last spoke of it
+        self.epoch_began: dict[str, float] = {}  # trial -> when its current epoch began
 
     def on_start(self, trial_id, config):
-        self.started[trial_id] = self.clock()
+        self.started[trial_id] = self.last_said[trial_id] = self.epoch_began[trial_id] = self.clock()
         shown = ", ".join(f"{k}={_short(config[k])}" for k in self.params if k in config)
         say(f"trial {trial_id} started ({len(self.started) + self.ended}/{self.plan.trials}): {shown}")
 
     def on_result(self, trial_id, metrics):
+        self.last_said[trial_id] = self.epoch_began[trial_id] = self.clock()
         epoch = int(metrics.get("epoch", 0) or 0)
         self.epochs[trial_id] = epoch
         if metrics.get("epoch_time_s"):
@@ -67,6 +70,20 @@ class Console(Listener):
         tail = f": {error}" if error else f": {self.metric} {fmt(self.metric, metrics.get(self.metric))}"
         say(f"trial {trial_id} {what} after {epochs} epoch{'s' * (epochs != 1)}{tail} "
             f"[{self.ended}/{self.plan.trials} ended]")
+
+    def on_progress(self, trial_id, progress):
+        """A trial inside a long epoch: said every `every_s` while no epoch of it has ended for that long."""
+        now = self.clock()
+        if now - self.last_said.get(trial_id, self.started.get(trial_id, now)) < self.every_s:
+            return
+        step, steps, epoch = progress.get("step", 0), progress.get("steps", 0), progress.get("epoch", 0)
+        if not steps or progress.get("t", 0) <= self.last_said.get(trial_id, 0):
+            return
+        self.last_said[trial_id] = now
+        began = self.epoch_began.get(trial_id, self.started.get(trial_id, now))
+        left = (now - began) * (steps - step) / max(step, 1)
+        say(f"trial {trial_id} epoch {epoch}/{self.plan.max_epochs}: step {step}/{steps} ({step / steps:.0%}), "
+            f"about {duration(left)} left in this epoch")
 
     def on_tick(self):
         now = self.clock()

@@ -81,6 +81,9 @@ class Listener:
 
     def on_tick(self) -> None: ...
 
+    def on_progress(self, trial_id: str, progress: dict) -> None:
+        """Inside a long epoch: {epoch, step, steps, t} as the trial last wrote it."""
+
     def close(self, interrupted: bool) -> None: ...
 
 
@@ -110,6 +113,9 @@ class Listeners(Listener):
 
     def on_tick(self):
         self._each("on_tick")
+
+    def on_progress(self, trial_id, progress):
+        self._each("on_progress", trial_id, progress)
 
     def close(self, interrupted):
         self._each("close", interrupted)

@@ -174,11 +174,32 @@ def _trial(config: dict, data=None, extra_val=None, checkpoint_every: int = 1) -
         state, finished = _catch_up(tune.get_checkpoint(), report)
         _profile("train_start")
         if not finished:
-            train(cfg, report, checkpoint=state, data=data, extra_val=extra_val)
+            train(cfg, report, checkpoint=state, data=data, extra_val=extra_val, progress=_progress_file(fs))
         _profile("trial_end")
     except DivergedError as exc:
         _write_mark(fs, mark, f"{exc.epoch} {exc.step} {exc.loss}")
         raise
+
+
+PROGRESS_FILE = "progress.json"
+
+
+def _progress_file(fs, every_s: float = 10.0):
+    """The engine's per-step hook: every `every_s` the step reached in this epoch, in the trial's folder, so the
+    driver can show progress inside a long epoch (a part-3 epoch on a CPU runs for many minutes)."""
+    import json
+
+    path = os.path.join(tune.get_context().get_storage().trial_fs_path, PROGRESS_FILE)
+
+    def wrap(steps, epoch):
+        last, total = time.time(), len(steps)
+        for step in steps:
+            yield step
+            if time.time() - last >= every_s:
+                last = time.time()
+                _write_mark(fs, path, json.dumps({"epoch": epoch, "step": step + 1, "steps": total, "t": last}))
+
+    return wrap
 
 
 def _diverged_mark():
@@ -358,6 +379,14 @@ class _Events(tune.Callback):
 
     def on_step_begin(self, iteration, trials, **info):
         self.listener.on_tick()
+        now = time.time()
+        if now - _current.get("progress_read", 0) >= 15:  # inside long epochs: what the trials wrote
+            _current["progress_read"] = now
+            for trial in trials:
+                if trial.status == "RUNNING":
+                    seen = _read_progress(trial)
+                    if seen:
+                        self.listener.on_progress(trial.trial_id, seen)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.listener.on_start(trial.trial_id, dict(trial.config or {}))
@@ -381,6 +410,17 @@ class _Events(tune.Callback):
         err = trial.error_msg or ""
         self.listener.on_end(trial.trial_id, Status.ERRORED, _engine(trial.last_result or {}),
                              _last_line(err) if err else "error")
+
+
+def _read_progress(trial) -> dict | None:
+    import json
+
+    fs, path = trial.storage.storage_filesystem, os.path.join(trial.storage.trial_fs_path, PROGRESS_FILE)
+    try:
+        with fs.open_input_stream(path) as f:
+            return json.loads(f.read().decode())
+    except (OSError, ValueError):
+        return None
 
 
 def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: bool = False,

@@ -119,3 +119,21 @@ def test_console_eta_from_measured_epochs(capsys):
     assert "best 50.0% (trial b)" in out and "about 1m10s left" in out and "trial a started (1/4): lr=0.1" in out
     c.on_end("b", Status.STOPPED_EARLY, {"val_acc": 0.5, "epoch": 1}, "")
     assert "trial b stopped early by ASHA after 1 epoch: val_acc 50.0% [1/4 ended]" in capsys.readouterr().out
+
+
+def test_console_speaks_inside_a_long_epoch(capsys):
+    """A part-3 epoch on a CPU runs for many minutes: the trial's step count is shown, with what is left."""
+    clock = Clock()
+    plan = Plan(trials=1, concurrent=1, max_epochs=3, rungs=[], epochs_per_trial=3.0)
+    c = Console("val_acc", "max", plan, [], every_s=30, clock=clock)
+    c.on_start("a", {})
+    clock.t += 10
+    c.on_progress("a", {"epoch": 1, "step": 10, "steps": 100, "t": clock.t})
+    assert "step" not in capsys.readouterr().out  # too soon after the start to speak again
+    clock.t += 30
+    c.on_progress("a", {"epoch": 1, "step": 40, "steps": 100, "t": clock.t})
+    out = capsys.readouterr().out
+    assert "trial a epoch 1/3: step 40/100 (40%), about 1m00s left in this epoch" in out
+    clock.t += 5
+    c.on_progress("a", {"epoch": 1, "step": 45, "steps": 100, "t": clock.t})
+    assert capsys.readouterr().out == ""  # once per 30 s at most
