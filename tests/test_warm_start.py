@@ -175,14 +175,18 @@ def test_unreadable_trials_csv_is_one_line(tmp_path):
         warm_start.load([folder], space(tmp_path, NEW))
 
 
-def test_cli_exits_2_with_one_line(tmp_path):
+@pytest.mark.parametrize("flags, says", [
+    (["--warm-start", "nowhere"], "no such folder"),
+    (["--warm-start", "nowhere", "--warm-start-top", "-1"], "--warm-start-top -1: must be 0 or more"),
+], ids=["missing-folder", "negative-top"])
+def test_cli_exits_2_with_one_line(tmp_path, flags, says):
     path = tmp_path / "new.yaml"
     path.write_text(BASE.format(name="new", metric="val_loss", params=NEW, fixed=""))
-    proc = orchestrate("--space", str(path), "--results-dir", str(tmp_path / "r"), "--warm-start",
-                       str(tmp_path / "nowhere"), "--wandb", "off", timeout=300)
+    proc = orchestrate("--space", str(path), "--results-dir", str(tmp_path / "r"), "--wandb", "off",
+                       *[str(tmp_path / f) if f == "nowhere" else f for f in flags], timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     err = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(err) == 1 and "no such folder" in err[0] and "Traceback" not in proc.stderr
+    assert len(err) == 1 and says in err[0] and "Traceback" not in proc.stderr
 
 
 # A real warm-started sweep: the earlier one searched lr from 1e-4 (its enqueued 1e-4 trial ran); the new one
