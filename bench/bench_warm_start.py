@@ -6,14 +6,14 @@ Three real sweeps (sweep.api in this process, as bench/bench_search.py runs them
 
     earlier   proxy.yaml as it is (sampler seed S)
     cold      the neighbouring space: lr 2e-3..0.3 (not 1e-3), weight_decay 1e-5..3e-2 (not 1e-2), mixup_alpha
-              0..0.5 (not 1) (sampler seed S+1)
+              0..0.5 (not 1) (sampler seed S+100)
     warm      the same as cold, --warm-start earlier --warm-start-top K
 
 Epochs are counted as bench_search counts them: every epoch of the sweep's own trials, in the order they finished
 (the earlier sweep's epochs are not counted: they were spent already). The curve is the best val_acc so far.
 
-    python bench/bench_warm_start.py                     # resumable: finished sweeps are skipped
-    python bench/bench_warm_start.py --samples 8 --seed 0
+    python bench/bench_warm_start.py                     # seeds 0 1 2, 12 trials a sweep; resumable
+    python bench/bench_warm_start.py --samples 8 --seeds 0
 
 Raw results: results/bench_warm_start/ (git-ignored); summary: bench/warm_start.json.
 """
@@ -85,45 +85,64 @@ def sweep(name: str, overrides: dict, args, warm: tuple = ()) -> dict:
     return done
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=DEFAULT_DATA)
-    ap.add_argument("--out", default=OUT)
-    ap.add_argument("--samples", type=int, default=12, help="trials per sweep (ASHA stops most early)")
-    ap.add_argument("--seed", type=int, default=0, help="the earlier sweep's sampler seed; cold and warm use +1")
-    ap.add_argument("--top", type=int, default=3, help="--warm-start-top")
-    ap.add_argument("--cpus", type=int, default=2)
-    args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+def pair(seed: int, args) -> dict:
+    """One earlier sweep (sampler seed `seed`), then the neighbouring space cold and warm (seed + 100, the same
+    for both: the warm start is the only difference)."""
     base = {"trials.num_samples": args.samples}
-    ran = {"earlier": sweep(f"earlier_s{args.seed}", {**base, "sampler.seed": args.seed}, args)}
-    earlier = os.path.join(args.out, f"earlier_s{args.seed}")
-    nb = {**base, **NEIGHBOUR, "sampler.seed": args.seed + 1}
-    ran["cold"] = sweep(f"cold_s{args.seed + 1}", nb, args)
-    ran["warm"] = sweep(f"warm_s{args.seed + 1}", nb, args, warm=(earlier,))
+    ran = {"earlier": sweep(f"earlier_s{seed}", {**base, "sampler.seed": seed}, args)}
+    nb = {**base, **NEIGHBOUR, "sampler.seed": seed + 100}
+    ran["cold"] = sweep(f"cold_s{seed}", nb, args)
+    ran["warm"] = sweep(f"warm_s{seed}", nb, args, warm=(os.path.join(args.out, f"earlier_s{seed}"),))
     if any(r["rc"] != 0 for r in ran.values()):
-        say("a sweep failed; see its log")
-        return 1
+        raise SystemExit(f"a sweep of seed {seed} failed; see its log in {args.out}")
     curves = {k: best_curve(os.path.join(args.out, r["name"]), 10_000) for k, r in ran.items()}
     spent = {k: c[1] for k, c in curves.items()}
     curves = {k: c[0][:spent[k]] for k, c in curves.items()}
     target = max(curves["cold"])
     with open(os.path.join(args.out, ran["warm"]["name"], "sweep.json")) as f:
-        warm_record = json.load(f)["warm_start"]
+        record = json.load(f)["warm_start"]
+    return {"earlier_best": max(curves["earlier"]), "cold_best": target, "warm_best": max(curves["warm"]),
+            "epochs_spent": spent, "cold_epochs_to_its_best": first_reach(curves["cold"], target),
+            "warm_epochs_to_cold_best": first_reach(curves["warm"], target),
+            "warm_start": {k: record[k] for k in ("evaluated", "dropped", "notes")},
+            "wall_s": {k: r["wall_s"] for k, r in ran.items()},
+            "curves": {k: [round(v, 4) for v in c] for k, c in curves.items()}}
+
+
+def mean_curve(curves: list[list[float]]) -> list[float]:
+    """Mean best-so-far over seeds, each curve held flat after its sweep ended."""
+    n = max(len(c) for c in curves)
+    return [round(sum((c + [c[-1]] * (n - len(c)))[i] for c in curves) / len(curves), 4) for i in range(n)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--samples", type=int, default=12, help="trials per sweep (ASHA stops most early)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="the earlier sweeps' sampler seeds; cold and warm use seed + 100")
+    ap.add_argument("--top", type=int, default=3, help="--warm-start-top")
+    ap.add_argument("--cpus", type=int, default=2)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    per_seed = {str(s): pair(s, args) for s in args.seeds}
+    cold = mean_curve([r["curves"]["cold"] for r in per_seed.values()])
+    warm = mean_curve([r["curves"]["warm"] for r in per_seed.values()])
     summary = {
-        "task": "search_spaces/proxy.yaml (small_cnn, 3,000 train / 1,000 val, 9 epochs a trial)",
-        "neighbour": NEIGHBOUR, "samples": args.samples, "seed_earlier": args.seed, "seed_new": args.seed + 1,
-        "top": args.top, "command": "python bench/bench_warm_start.py " + " ".join(sys.argv[1:]),
-        "earlier_best": max(curves["earlier"]), "cold_best": target, "warm_best": max(curves["warm"]),
-        "epochs_spent": spent,
-        "cold_epochs_to_its_best": first_reach(curves["cold"], target),
-        "warm_epochs_to_cold_best": first_reach(curves["warm"], target),
-        "warm_start": {k: warm_record[k] for k in ("evaluated", "dropped", "notes")},
-        "wall_s": {k: r["wall_s"] for k, r in ran.items()},
-        "curves": {k: [round(v, 4) for v in c] for k, c in curves.items()},
+        "task": "search_spaces/proxy.yaml (small_cnn, 3,000 train / 1,000 val, 9 epochs a trial, TPE k4 + ASHA)",
+        "neighbour": NEIGHBOUR, "samples": args.samples, "seeds": args.seeds, "top": args.top,
+        "command": "python bench/bench_warm_start.py " + " ".join(sys.argv[1:]),
+        "per_seed": per_seed,
+        "mean_cold_best": max(cold), "mean_warm_best": max(warm),
+        "mean_curve_cold_epochs_to_its_best": first_reach(cold, max(cold)),
+        "mean_curve_warm_epochs_to_cold_best": first_reach(warm, max(cold)),
+        "mean_curves": {"cold": cold, "warm": warm},
     }
     atomic.write_json(SUMMARY, summary)
-    say(json.dumps({k: v for k, v in summary.items() if k != "curves"}))
+    for s, r in per_seed.items():
+        say(f"seed {s}: " + json.dumps({k: v for k, v in r.items() if k != "curves"}))
+    say(json.dumps({k: v for k, v in summary.items() if k not in ("per_seed", "mean_curves")}))
     return 0
 
 
