@@ -1,9 +1,13 @@
 """Orchestration overhead: the same N short trials through orchestrator.py vs a plain Python loop.
 
-    python bench/bench_overhead.py --data ../shared/data/cifar100.npz [--trials 6] [--concurrent 2]
+    python bench/bench_overhead.py --data ../shared/data/cifar100.npz [--trials 6] [--concurrent 1 2 4]
+                                   [--wandb off offline]
 
-Reports per-trial seconds, efficiency (time spent training / wall time), and peak memory (RSS) of the
-driver and of each trial process. Each trial: small_cnn, 2 epochs on a 2,000-image stratified subset.
+Reports, per tracking mode and concurrency: wall time, time inside epochs, the one-time start-up (process
+start to the first trial's first step, plus the end: last trial done to exit) and the overhead per trial slot
+beyond it: ((last trial done - first trial started) x concurrent - time in epochs) / trials, from the phase
+times each trial writes (SWEEP_PROFILE, sweep/ray_adapter.py). Also peak memory (RSS) of the driver and of
+each trial process. Each trial: small_cnn, 2 epochs on a 2,000-image stratified subset.
 """
 from __future__ import annotations
 
@@ -62,25 +66,36 @@ def plain_loop(data: str, n: int) -> dict:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def orchestrated(data: str, n: int, concurrent: int) -> dict:
+def orchestrated(data: str, n: int, concurrent: int, wandb: str = "off") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         space = os.path.join(tmp, "overhead.yaml")
         with open(space, "w") as f:
             f.write(space_yaml(n, concurrent))
+        profile = os.path.join(tmp, "profile.jsonl")
         cmd = [sys.executable, os.path.join(ROOT, "orchestrator.py"), "--space", space, "--data", data,
-               "--results-dir", tmp, "--wandb", "off", "--no-retrain", "--cpus", str(max(2, concurrent))]
+               "--results-dir", tmp, "--wandb", wandb, "--no-retrain", "--cpus", str(max(2, concurrent))]
         t0 = time.time()
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        wall = time.time() - t0
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "SWEEP_PROFILE": profile})
+        end = time.time()
         if proc.returncode != 0:
             raise SystemExit(f"orchestrator failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
         with open(os.path.join(tmp, "overhead", "history.csv")) as f:
             hist = list(csv.DictReader(f))
+        with open(profile) as f:
+            phases = [json.loads(line) for line in f]
     train_s = sum(float(h["epoch_time_s"]) for h in hist)
+    first = min(p["t"] for p in phases if p["event"] == "trial_start")
+    # A trial's last epoch ends where its history says (Tune stops it before its report returns).
+    last = max(float(h["ended_at"]) for h in hist)
+    one_time = (first - t0) + (end - last)
     trial_rss = [float(h["peak_rss_mb"]) for h in hist if h.get("peak_rss_mb")]
     # ru_maxrss of the waited-for children: the largest single process among the driver and what it started.
     children_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"wall_s": wall, "train_s": train_s, "per_trial_s": wall / n, "concurrent": concurrent,
+    return {"wandb": wandb, "concurrent": concurrent, "wall_s": round(end - t0, 2), "train_s": round(train_s, 2),
+            "startup_s": round(first - t0, 2), "finish_s": round(end - last, 2), "one_time_s": round(one_time, 2),
+            "overhead_per_slot_s": round(((last - first) * concurrent - train_s) / n, 2),
+            "efficiency": round(train_s / (end - t0) / concurrent, 3),
             "trial_peak_rss_mb": max(trial_rss) if trial_rss else None, "largest_process_rss_mb": children_rss}
 
 
@@ -88,15 +103,29 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True)
     p.add_argument("--trials", type=int, default=6)
-    p.add_argument("--concurrent", type=int, default=2)
+    p.add_argument("--concurrent", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--wandb", nargs="+", default=["off", "offline"], choices=["off", "offline"])
+    p.add_argument("--no-loop", action="store_true", help="skip the plain-loop reference")
     a = p.parse_args()
-    loop = plain_loop(os.path.abspath(a.data), a.trials)
-    orch = orchestrated(os.path.abspath(a.data), a.trials, a.concurrent)
-    out = {"trials": a.trials, "loop": loop, "orchestrator": orch, "load_avg": os.getloadavg(),
-           "loop_efficiency": loop["train_s"] / loop["wall_s"],
-           "orchestrator_efficiency": orch["train_s"] / orch["wall_s"],
-           "overhead_per_trial_s": (orch["wall_s"] * a.concurrent - orch["train_s"]) / a.trials}
+    data = os.path.abspath(a.data)
+    out = {"trials": a.trials, "load_avg_before": os.getloadavg()}
+    if not a.no_loop:
+        loop = plain_loop(data, a.trials)
+        out["loop"] = {**loop, "efficiency": loop["train_s"] / loop["wall_s"]}
+    rows = []
+    for wandb in a.wandb:
+        for conc in a.concurrent:
+            row = orchestrated(data, a.trials, conc, wandb)
+            row["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    out["orchestrator"] = rows
     print(json.dumps(out, indent=1))
+    print("\n| wandb | concurrent | wall s | in epochs s | one-time start-up + finish s | overhead per trial slot s "
+          "| load avg (1 min) |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['wandb']} | {r['concurrent']} | {r['wall_s']} | {r['train_s']} | {r['startup_s']} + "
+              f"{r['finish_s']} | {r['overhead_per_slot_s']} | {r['load_avg'][0]} |")
 
 
 if __name__ == "__main__":
