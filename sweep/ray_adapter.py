@@ -285,6 +285,39 @@ def _drop_checkpoints(fs, trial_dir: str) -> None:
             fs.delete_dir(info.path)
 
 
+# --- H-kill (issue 12.6) begin ---
+def _drop_weights_keep_folders(fs, trial_dir: str) -> None:
+    """A trial ASHA stopped: each checkpoint's weights go, its folder and its epochs' metrics stay. Tune's last
+    saved record of the trial (_DurableASHA's, taken before Tune marks it terminated) names that checkpoint as
+    the state to restore it from: deleted, a kill -9 before Tune's next save (at the next epoch of any trial:
+    seconds to minutes) made --resume fail to restore it ("does not exist on storage anymore"), ending it
+    errored (measured with bench/kill_resume.py). Kept weightless, it restores, _catch_up sees the finished
+    mark and trains nothing, and _complete_history still finds its epochs."""
+    import io
+
+    for info in fs.get_file_info(FileSelector(trial_dir, allow_not_found=True)):
+        if info.type != FileType.Directory or not info.base_name.startswith("checkpoint_"):
+            continue
+        try:
+            state = _load_state(tune.Checkpoint(info.path, filesystem=fs))
+        except Exception:  # noqa: BLE001 - cut short by an earlier kill: nothing in it worth keeping
+            fs.delete_dir_contents(info.path)
+            continue
+        buf = io.BytesIO()
+        torch.save({k: state[k] for k in ("epoch", "history", "stand_in") if k in state}, buf)
+        _write_mark(fs, os.path.join(info.path, CKPT_FILE), buf.getvalue())
+
+
+def _error_text(trial) -> str:
+    """What Tune wrote of the trial's error (its error file, on the driver): the text its last line is taken from."""
+    try:
+        with open(trial.error_file) as f:
+            return f.read()
+    except (OSError, TypeError):  # no error file (None)
+        return ""
+# --- H-kill (issue 12.6) end ---
+
+
 def drop_weights(outcomes, keep: set[str]) -> None:
     """After the sweep: every trial's saved training state but `keep`'s goes (its metrics stay in the results
     files); a finished sweep needs no state to resume, and the retrain reuses only the best trial's."""
@@ -403,11 +436,12 @@ class _Events(tune.Callback):
         if not done:
             # Stopped by ASHA: it can neither be resumed nor retrained from (only a completed trial's final state
             # is reused), and its end is already durable (_DurableASHA ran first): its weights are dead weight.
-            _drop_checkpoints(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
+            # (H-kill, issue 12.6: weights only; see _drop_weights_keep_folders)
+            _drop_weights_keep_folders(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
         self.listener.on_end(trial.trial_id, Status.COMPLETED if done else Status.STOPPED_EARLY, last, "")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        err = trial.error_msg or ""
+        err = _error_text(trial)  # (H-kill) Ray 2.60's Trial has no error_msg: every errored trial crashed the sweep
         self.listener.on_end(trial.trial_id, Status.ERRORED, _engine(trial.last_result or {}),
                              _last_line(err) if err else "error")
 
