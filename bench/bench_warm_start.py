@@ -9,6 +9,7 @@ Three real sweeps (sweep.api in this process, as bench/bench_search.py runs them
               0..0.5 (not 1) (sampler seed S+100)
     warm      the same as cold, --warm-start earlier --warm-start-top K
 
+Also measured: how soon each of the two reaches the earlier sweep's best (what the warm start hands over).
 Epochs are counted as bench_search counts them: every epoch of the sweep's own trials, in the order they finished
 (the earlier sweep's epochs are not counted: they were spent already). The curve is the best val_acc so far.
 
@@ -104,6 +105,9 @@ def pair(seed: int, args) -> dict:
     return {"earlier_best": max(curves["earlier"]), "cold_best": target, "warm_best": max(curves["warm"]),
             "epochs_spent": spent, "cold_epochs_to_its_best": first_reach(curves["cold"], target),
             "warm_epochs_to_cold_best": first_reach(curves["warm"], target),
+            # what the warm start hands over: the earlier sweep's best level, and how soon each sweep gets there
+            "cold_epochs_to_earlier_best": first_reach(curves["cold"], max(curves["earlier"])),
+            "warm_epochs_to_earlier_best": first_reach(curves["warm"], max(curves["earlier"])),
             "warm_start": {k: record[k] for k in ("evaluated", "dropped", "notes")},
             "wall_s": {k: r["wall_s"] for k, r in ran.items()},
             "curves": {k: [round(v, 4) for v in c] for k, c in curves.items()}}
@@ -137,6 +141,8 @@ def main() -> int:
         "mean_cold_best": max(cold), "mean_warm_best": max(warm),
         "mean_curve_cold_epochs_to_its_best": first_reach(cold, max(cold)),
         "mean_curve_warm_epochs_to_cold_best": first_reach(warm, max(cold)),
+        "warm_reached_cold_best": sum(r["warm_epochs_to_cold_best"] is not None for r in per_seed.values()),
+        "warm_beat_cold": sum(r["warm_best"] > r["cold_best"] for r in per_seed.values()),
         "mean_curves": {"cold": cold, "warm": warm},
     }
     atomic.write_json(SUMMARY, summary)
