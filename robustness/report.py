@@ -112,14 +112,17 @@ def write_report(result: dict, out_dir: str, title: str = "Robustness") -> dict[
 def _load_model(name: str, weights: str):
     import torch
 
+    from trainables.config import TrainConfig
     from trainables.errors import WeightsError, first_line
-    from trainables.models import MODELS, build_model
+    from trainables.models import MODELS, build_model, model_from_config
 
     if name not in MODELS:
         raise UserError(f"unknown model '{name}'; choose one of {', '.join(MODELS)}")
-    model = build_model(name)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
+        # A sweep's final model carries its config: the same stem and input-size wrapper as when it was saved.
+        saved = state.get("config") if isinstance(state, dict) else None
+        model = model_from_config(TrainConfig.from_dict(saved), pretrained=False) if saved else build_model(name)
         model.load_state_dict(state["model"] if isinstance(state, dict) and "model" in state else state)
     except Exception as exc:  # noqa: BLE001 - unreadable, refused by weights_only, or another model's weights
         raise WeightsError(f"'{weights}' is not a state dict for {name}: {first_line(exc)}") from None

@@ -12,7 +12,7 @@ import torch
 
 from trainables import atomic
 from trainables.config import TrainConfig
-from trainables.models import build_model
+from trainables.models import model_from_config
 
 from .outcome import StopReason, StopRequested
 
@@ -58,7 +58,7 @@ def retrain_seeds(folder: str, spec, best: dict, arrays, say, deadline=None, rea
     for seed in spec.retrain.seeds:
         cfg = retrain_config(best["config"], spec, seed)
         model_path = os.path.join(final_dir, f"model_seed{seed}.pt")
-        model = build_model(cfg.model)
+        model = model_from_config(cfg, pretrained=False)  # same stem and input wrapper as the saved state
         reuse = reusable_checkpoint(best, cfg)
         if reuse and read_checkpoint and not os.path.exists(model_path):
             state = read_checkpoint(reuse)
