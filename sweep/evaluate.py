@@ -1,6 +1,8 @@
 """Scoring the final model(s) on the clean test set: the seeds' ensemble is the mean of their softmax outputs."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -8,14 +10,25 @@ from trainables.inference import predict_logits_batches
 
 
 class Ensemble(torch.nn.Module):
-    """Mean of the seeds' softmax outputs; one seed is just that model."""
+    """Log of the mean of the seeds' softmax outputs (a log-probability, so it composes like logits: argmax,
+    softmax and cross-entropy mean what they should); one seed is just that model."""
 
     def __init__(self, models: list[torch.nn.Module]):
         super().__init__()
         self.models = torch.nn.ModuleList(models)
 
     def forward(self, x):
-        return torch.stack([m(x).softmax(-1) for m in self.models]).mean(0)
+        if len(self.models) == 1:
+            return self.models[0](x)
+        return torch.stack([m(x).log_softmax(-1) for m in self.models]).logsumexp(0) - math.log(len(self.models))
+
+
+def final_model(models: list[torch.nn.Module], tta: str = "none") -> torch.nn.Module:
+    """What submission_ood.csv and the robustness report predict with: each seed's model under test-time
+    augmentation (averaged probabilities over its views), the seeds averaged."""
+    from trainables.inference import with_tta
+
+    return Ensemble([with_tta(m, tta) if tta != "none" else m for m in models])
 
 
 def test_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, device: str) -> float:

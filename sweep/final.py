@@ -11,7 +11,7 @@ from trainables import atomic
 
 from . import ray_adapter, robust_eval, submit, tracking
 from .console import say as _say
-from .evaluate import Ensemble, test_accuracy
+from .evaluate import final_model, test_accuracy
 from .retrain import retrain_config, retrain_seeds
 
 
@@ -43,8 +43,14 @@ def _finalize(folder, spec, arrays, track, robustness, deadline, say) -> dict:
         say(f"retrain seed {s['seed']}: clean test accuracy {100 * acc:.1f}%")
         per_seed.append({"seed": s["seed"], "test_acc": acc, "model": s["path"]})
         tracking.log_run(track, f"retrain-seed{s['seed']}", s["config"].to_dict(), s["history"], {"test_acc": acc})
-    ensemble = Ensemble([s["model"] for s in seeds]).to(device)
-    test_acc = test_accuracy(ensemble, arrays.x_test, arrays.y_test, device) if len(seeds) > 1 \
+    tta = getattr(spec.retrain, "tta", "none")
+    ensemble = final_model([s["model"] for s in seeds], tta).to(device)
+    if len(seeds) > 1 or tta != "none":
+        from trainables.inference import tta_cost
+
+        say(f"final predictions: {len(seeds)} seed(s) x test-time augmentation '{tta}' = "
+            f"{len(seeds) * tta_cost(tta)}x the inference of one model")
+    test_acc = test_accuracy(ensemble, arrays.x_test, arrays.y_test, device) if len(seeds) > 1 or tta != "none" \
         else per_seed[0]["test_acc"]
     note, preds = submit.write(folder, spec.data.ood_dir, ensemble, device, say)
     robust = {}
@@ -60,7 +66,7 @@ def _finalize(folder, spec, arrays, track, robustness, deadline, say) -> dict:
         # A torchvision CIFAR-100 folder keeps the official test order, which the DL4DS files follow.
         robust["dl4ds"] = robust_eval.dl4ds(ensemble, spec.data.ood_dir, arrays.y_test, preds, test_acc,
                                             os.path.join(folder, "robustness", "dl4ds"), say)["ood_acc"]
-    final = {"test_acc": test_acc, "seeds": list(spec.retrain.seeds), "per_seed": per_seed,
+    final = {"test_acc": test_acc, "seeds": list(spec.retrain.seeds), "per_seed": per_seed, "tta": tta,
              "ood_acc": robust, "config": retrain_config(best["config"], spec, spec.retrain.seeds[0]).to_dict(),
              "commit": atomic.git_commit(), "data": best["data"], "submission_note": note}
     atomic.write_json(os.path.join(folder, "final", "metrics.json"), final)

@@ -37,9 +37,14 @@ enqueue:
 """
 
 
-def write_space(tmp_path, name="e2e", n=8) -> str:
+RETRAIN = "retrain: {{enabled: true, epochs: 2, train_on_val: true, seeds: [0]}}"
+
+
+def write_space(tmp_path, name="e2e", n=8, retrain: str | None = None) -> str:
+    """retrain: another retrain: line (e.g. seeds and test-time augmentation)."""
+    text = SPACE if retrain is None else SPACE.replace(RETRAIN, retrain.replace("{", "{{").replace("}", "}}"))
     path = tmp_path / f"{name}.yaml"
-    path.write_text(SPACE.format(name=name, n=n))
+    path.write_text(text.format(name=name, n=n))
     return str(path)
 
 

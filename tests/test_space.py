@@ -243,6 +243,7 @@ BAD = [  # (id, an edit of BASE or raw YAML text, the key path, the bad value as
     ("enqueue-condition", edit("enqueue.0.scheduler", "cosine"), "enqueue[0].step_size", "scheduler='cosine'"),
     ("enqueue-fixed-differs", edit("enqueue.0.epochs", 3), "enqueue[0].epochs", "3"),
     ("epochs-searched", edit("params.epochs", {"type": "int", "low": 2, "high": 9}), "params.epochs", "max_t"),
+    ("bad-tta", edit("retrain.tta", "mirror"), "retrain.tta", "flip_shift (10x inference)"),
     ("data-under-fixed", edit("fixed.data", "x.npz"), "fixed.data", "data.path"),
     ("bad-name", edit("name", "my sweep"), "name", "'my sweep'"),
     ("no-params", edit("params", {}), "params", "{}"),

@@ -13,7 +13,9 @@ from sweep_util import ROOT, orchestrate, read_csv, write_space
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory, synth_npz):
     tmp = tmp_path_factory.mktemp("sweep")
-    space = write_space(tmp)
+    # Two seeds averaged, each under flip test-time augmentation: the ensemble and TTA, end to end.
+    space = write_space(tmp, retrain="retrain: {enabled: true, epochs: 2, train_on_val: true, seeds: [0, 1], "
+                                     "tta: flip}")
     # A small OOD set in the DL4DS layout (19 files, 5 severities x 10 images), made by our own generator.
     gen = subprocess.run([sys.executable, "-m", "robustness.generate", "--npz", synth_npz, "--out",
                           str(tmp / "ood"), "--subset", "10"], capture_output=True, text=True, cwd=ROOT)
@@ -122,3 +124,9 @@ def test_a_labelled_ood_dir_is_scored(sweep_dir):
     robust = json.loads((sweep_dir / "robustness" / "labelled" / "robustness.json").read_text())
     assert 0.0 <= final["ood_acc"]["labelled"] == robust["ood_acc"] <= 1.0
     assert len(robust["accuracy"]) == 19
+
+
+def test_final_predictions_are_an_ensemble_under_tta(sweep_dir):
+    final = json.loads((sweep_dir / "final" / "metrics.json").read_text())
+    assert final["seeds"] == [0, 1] and final["tta"] == "flip" and len(final["per_seed"]) == 2
+    assert all((sweep_dir / "final" / f"model_seed{s}.pt").is_file() for s in (0, 1))

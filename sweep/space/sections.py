@@ -51,7 +51,8 @@ class Retrain:
     enabled: bool = True
     epochs: int = 50
     train_on_val: bool = True
-    seeds: tuple = (0,)
+    seeds: tuple = (0,)  # one model per seed; several are averaged (an ensemble: n x inference)
+    tta: str = "none"  # test-time augmentation of the final predictions: none | flip (2x) | flip_shift (10x)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def read(raw: dict, epochs: int, n_objectives: int = 1) -> dict[str, Any]:
         "resources": _section(raw, "resources", Resources, {"cpu": lambda v, p: number(v, p, minimum=0),
                                                             "gpu": lambda v, p: number(v, p, minimum=0)}),
         "retrain": _section(raw, "retrain", Retrain, {"enabled": boolean, "train_on_val": boolean,
-                                                      "epochs": whole(1), "seeds": _seeds}, epochs=epochs),
+                                                      "epochs": whole(1), "seeds": _seeds, "tta": _tta},
+                            epochs=epochs),
         "data": _section(raw, "data", Data, {"path": data_path, "ood_dir": data_path, "download": boolean},
                          path=data_path(Data.path, ""), ood_dir=data_path(Data.ood_dir, "")),
         "ood_val": _section(raw, "ood_val", OodVal, {"corruptions": _corruptions, "severities": _severities,
@@ -115,6 +117,16 @@ def _section(raw: dict, key: str, cls, readers: dict, **defaults):
 def _factor(value: Any, path: str) -> int | float:
     factor = number(value, path, minimum=2)
     return int(factor) if factor.is_integer() else factor  # 3, not 3.0, in results files
+
+
+def _tta(value: Any, path: str) -> str:
+    from trainables.inference import TTA_MODES, tta_cost
+
+    text = string(value, path)
+    if text not in TTA_MODES:
+        costs = ", ".join(f"{m} ({tta_cost(m)}x inference)" for m in TTA_MODES)
+        raise Invalid(path, f"{show(value)} is not a test-time augmentation; choose one of {costs}")
+    return text
 
 
 def _seeds(value: Any, path: str) -> tuple:
