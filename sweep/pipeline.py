@@ -232,8 +232,14 @@ def torch_has_gpu() -> bool:
 def _scheduler_signals():
     """SGE's -notify (SIGUSR1/SIGUSR2), SLURM's --signal and SIGTERM stop the step at hand, resumably. (While
     Tune runs, the adapter handles them the same way: trials keep their last epoch.)"""
+    said = []
+
     def stop(signum, frame):
-        raise StopRequested(StopReason.SIGNAL)
+        # Once: SLURM sends TERM to every process of the job and the job script passes its own on, so the
+        # orchestrator gets a second one while it saves; that must not cut the save short.
+        if not said:
+            said.append(signum)
+            raise StopRequested(StopReason.SIGNAL)
 
     sigs = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
     try:
