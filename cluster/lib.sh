@@ -57,7 +57,7 @@ check_settings() {
   [[ -x $PYTHON ]] || die "PYTHON=$PYTHON: not an executable; set PYTHON to the project's .venv/bin/python"
   [[ -f $SPACE ]] || die "SPACE=$SPACE: no such file; set SPACE to a search space YAML"
   local v
-  for v in MARGIN MAX_RESUBMITS RAY_PORT LINK RAY_WAIT; do
+  for v in MARGIN MAX_RESUBMITS MAX_STALLS RAY_PORT LINK RAY_WAIT; do
     is_uint "${!v}" || die "$v=${!v}: must be a whole number (seconds or a count)"
   done
   [[ $RESUME == 0 || $RESUME == 1 ]] || die "RESUME=$RESUME: allowed 0 (start the sweep) or 1 (continue it)"
@@ -93,7 +93,7 @@ resolve_settings() {
   SPACE=$(abspath "$SPACE") RESULTS_DIR=$(abspath "$RESULTS_DIR")
   [[ -n $DATA ]] && DATA=$(abspath "$DATA")
   [[ -n $STORAGE && $STORAGE != *://* ]] && STORAGE=$(abspath "$STORAGE")
-  export REPO PYTHON ORCH ORCH_ARGS SPACE DATA RESULTS_DIR STORAGE MARGIN MAX_RESUBMITS TIME_LIMIT RAY_PORT \
+  export REPO PYTHON ORCH ORCH_ARGS SPACE DATA RESULTS_DIR STORAGE MARGIN MAX_RESUBMITS MAX_STALLS TIME_LIMIT RAY_PORT \
          RAY_WAIT SWEEP_NAME SUBMIT_ARGS
 }
 
@@ -144,14 +144,22 @@ ask for more wall-clock time or lower MARGIN"
   local args=(--space "$SPACE" --results-dir "$RESULTS_DIR" --time-limit "$limit")
   [[ -n $DATA ]] && args+=(--data "$DATA")
   (( resume )) && args+=(--resume)
+  # Ray's sockets go under $RAY_TMPDIR, else $TMPDIR: <it>/ray/session_<date>_<pid>/sockets/plasma_store must
+  # fit 107 bytes, so a scheduler's deep per-job TMPDIR would stop Ray from starting.
+  if [[ -z ${RAY_TMPDIR:-} && ${#TMPDIR} -gt 30 ]]; then export RAY_TMPDIR=/tmp; fi
   start_ray_cluster  # sets RAY_ARGS (--cpus, or --address with several hosts) and the default STORAGE
   args+=("${RAY_ARGS[@]}")
   [[ -n $STORAGE ]] && args+=(--storage "$STORAGE")
   say "job $SCHED_JOB_ID, link $LINK (at most $MAX_RESUBMITS resubmissions): ${ORCH_CMD[*]} ${args[*]} ${EXTRA_ARGS[*]}"
+  BEFORE=$(fingerprint)
   run_forwarding "${ORCH_CMD[@]}" "${args[@]}" "${EXTRA_ARGS[@]}"
-  local rc=$RC
+  local rc=$RC stalled=""
   stop_ray_cluster
-  if (( rc == EXIT_RESUME )) && [[ -n $NEXT ]]; then
+  if (( rc == EXIT_RESUME )) && ! made_progress; then
+    stalled="no finished epoch and no retrain progress in $MAX_STALLS jobs in a row: each job is too short for \
+the orchestrator's start plus one epoch; ask for more wall-clock time (or lower MARGIN)"
+  fi
+  if (( rc == EXIT_RESUME )) && [[ -n $NEXT && -z $stalled ]]; then
     write_status resume "$LINK" "$SCHED_JOB_ID" "$rc"
     say "not finished: job $NEXT continues it with --resume"
   else
@@ -162,11 +170,29 @@ ask for more wall-clock time or lower MARGIN"
     else
       write_status stopped "$LINK" "$SCHED_JOB_ID" "$rc"
       local why="the orchestrator exited $rc"
-      (( rc == EXIT_RESUME )) && why="MAX_RESUBMITS=$MAX_RESUBMITS resubmissions used up"
+      (( rc == EXIT_RESUME )) && why=${stalled:-"MAX_RESUBMITS=$MAX_RESUBMITS resubmissions used up"}
       say "chain stopped: $why. Continue it with: RESUME=1 SPACE=$SPACE RESULTS_DIR=$RESULTS_DIR bash $SCRIPT"
     fi
   fi
   return "$rc"
+}
+
+# What a job leaves when it did some work: epochs in history.csv, files written by the retrain and after.
+fingerprint() {
+  local dir=$RESULTS_DIR/$SWEEP_NAME
+  { if [[ -f $dir/history.csv ]]; then wc -l < "$dir/history.csv"; else echo 0; fi
+    find "$dir/final" "$dir/submission_ood.csv" "$dir/robustness" -type f -printf '%p %s %T@\n' 2>/dev/null | sort
+  } | cksum
+}
+
+# False once MAX_STALLS jobs in a row (this one included) left the fingerprint as they found it: a chain whose
+# jobs end before their first epoch would otherwise run to MAX_RESUBMITS doing nothing.
+made_progress() {
+  local stalls=0
+  [[ -f $CHAIN_DIR/stalls ]] && read -r stalls < "$CHAIN_DIR/stalls"
+  if [[ $(fingerprint) == "$BEFORE" ]]; then stalls=$((stalls + 1)); else stalls=0; fi
+  echo "$stalls" > "$CHAIN_DIR/stalls"
+  (( stalls < MAX_STALLS ))
 }
 
 # A failure after the successor was queued: stop Ray, end the chain, one line, exit 2.
@@ -182,16 +208,17 @@ fail() {
 # shell (SLURM --signal=B:...), passed on; SGE -notify signals the job's whole process group, the orchestrator
 # included (Ray's workers have their own groups), so passing them on would deliver each twice. A signal that
 # came before the orchestrator started (the job scripts trap them from their first line) is passed on.
-# RC = its exit status; killed by USR1/USR2/TERM (it came before the orchestrator's own handler was
-# installed) counts as "not finished": the sweep's state is on disk as after a kill -9.
+# RC = its exit status; any failure (not bad input) after the scheduler's signal counts as "not finished":
+# the sweep's state is on disk as after a kill -9, which --resume continues.
 run_forwarding() {
   "$@" &
   local pid=$! sig
+  SIGNALLED=${EARLY_SIG:-}
   for sig in USR1 USR2 TERM INT; do
     if [[ " $SCHED_FORWARD " == *" $sig "* ]]; then
-      trap "say 'SIG$sig: passed to the orchestrator'; kill -$sig $pid 2>/dev/null" "$sig"
+      trap "SIGNALLED=$sig; say 'SIG$sig: passed to the orchestrator'; kill -$sig $pid 2>/dev/null" "$sig"
     else
-      trap "say 'SIG$sig: the scheduler sent it to the orchestrator too'" "$sig"
+      trap "SIGNALLED=$sig; say 'SIG$sig: the scheduler sent it to the orchestrator too'" "$sig"
     fi
   done
   if [[ -n ${EARLY_SIG:-} ]]; then
@@ -204,12 +231,11 @@ run_forwarding() {
   done
   wait "$pid" 2>/dev/null; RC=$?
   trap - USR1 USR2 TERM INT
-  for sig in USR1 USR2 TERM; do
-    if (( RC == 128 + $(kill -l "$sig") )); then
-      say "the orchestrator was ended by SIG$sig before it could stop by itself: counted as not finished"
-      RC=$EXIT_RESUME
-    fi
-  done
+  if [[ -n $SIGNALLED ]] && (( RC != 0 && RC != EXIT_RESUME && RC != EXIT_USAGE )); then
+    # The scheduler was ending the job: whatever that cut short is resumable, as after a kill -9.
+    say "the orchestrator exited $RC after SIG$SIGNALLED from the scheduler: counted as not finished"
+    RC=$EXIT_RESUME
+  fi
 }
 
 # IPv4 address of a host the scheduler named: the address Ray binds to there.

@@ -33,6 +33,7 @@ if [[ -f $HERE/lib.sh ]]; then MODE=submit; else MODE=job; fi  # a job runs SLUR
 : "${TIME_LIMIT:=}"                            # per job, e.g. 1h50m; empty: the job's time left minus MARGIN
 : "${MARGIN:=600}"                             # seconds kept for checkpoints, results, report, Ray's shutdown
 : "${MAX_RESUBMITS:=20}"                       # jobs after the first, at most (the chain's cap)
+: "${MAX_STALLS:=2}"                           # jobs in a row without a finished epoch before the chain stops
 : "${RESUME:=0}"                               # 1: the first job continues an existing sweep (--resume)
 : "${JOB_NAME:=cifar-sweep}"                   # scancel --name=$JOB_NAME stops the chain
 : "${SUBMIT_ARGS:=}"                           # more sbatch flags for every job, e.g. "--partition=gpu --account=x"

@@ -132,6 +132,18 @@ def test_resubmissions_are_capped(fake_scheduler, tmp_path, script):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
+def test_chain_of_jobs_that_finish_nothing_stops(fake_scheduler, tmp_path, script):
+    """Units longer than a job (a job too short for the orchestrator's start plus one epoch): the chain stops after
+    MAX_STALLS jobs in a row without progress, saying so, instead of running to MAX_RESUBMITS."""
+    jobs = submit(fake_scheduler, tmp_path, script, FAKE_UNITS="2", FAKE_UNIT_S="30", MAX_STALLS="2",
+                  SUBMIT_ARGS=f"{LIMIT[script].format(s=8)} {WARN[script].format(s=1)}")
+    out = logs(tmp_path)
+    assert [j["state"] for j in jobs] == ["FAILED", "FAILED", "CANCELLED"], out
+    assert "no finished epoch and no retrain progress in 2 jobs in a row" in out
+    assert (chain_dir(tmp_path) / "status").read_text().split()[0] == "stopped"
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_cancelled_chain_is_finished_by_a_resume(fake_scheduler, tmp_path, script):
     """scancel --name / qdel NAME of a running chain (its queued successor too): the sweep stops resumable, and
     RESUME=1 bash cluster/<script> finishes it."""
@@ -154,7 +166,8 @@ def test_cancelled_chain_is_finished_by_a_resume(fake_scheduler, tmp_path, scrip
     assert [j["state"] for j in jobs] == ["FAILED", "CANCELLED"], logs(tmp_path)
     before = units(tmp_path)
     assert 0 < len(before) < 8
-    submit(fake_scheduler, tmp_path, script, FAKE_UNITS="8", RESUME="1", SUBMIT_ARGS=LIMIT[script].format(s=60))
+    submit(fake_scheduler, tmp_path, script, FAKE_UNITS="8", RESUME="1",
+           SUBMIT_ARGS=LIMIT[script].format(s=60) + " " + WARN[script].format(s=1))
     assert units(tmp_path) == [str(i) for i in range(8)], logs(tmp_path)
     assert runs(tmp_path)[-1]["exit"] == 0 and "--resume" in runs(tmp_path)[-1]["argv"]
 
@@ -231,15 +244,16 @@ def test_real_sweep_is_stopped_resubmitted_and_finished(fake_scheduler, tmp_path
     time limit, continued by the chain with --resume, finished; every trial once, no epoch trained twice."""
     if not has_time_limit():
         pytest.skip("orchestrator.py has no --time-limit yet (the chain's contract with it)")
-    write_space(tmp_path, name="chain", n=6)
-    jobs = submit(fake_scheduler, tmp_path, script, timeout=1500, ORCH="", DATA=synth_npz, MARGIN="10",
-                  ORCH_ARGS="--wandb off --no-retrain", SUBMIT_ARGS=f"{LIMIT[script].format(s=70)} "
-                                                               f"{WARN[script].format(s=5)}")
+    write_space(tmp_path, name="chain", n=10)
+    # Epochs take 0.1-0.5 s here: 25 to 50 per trial make the sweep outlast a 40 s job (Ray's start takes 10-15 s).
+    jobs = submit(fake_scheduler, tmp_path, script, timeout=1500, ORCH="", DATA=synth_npz, MARGIN="12",
+                  ORCH_ARGS="--wandb off --no-retrain --set fixed.epochs=50 --set asha.grace_period=25",
+                  SUBMIT_ARGS=f"{LIMIT[script].format(s=40)} {WARN[script].format(s=5)}")
     out = logs(tmp_path)
     ran = [j for j in jobs if j["state"] != "CANCELLED"]
     assert len(ran) >= 2 and [j["exit"] for j in ran] == [75] * (len(ran) - 1) + [0], out[-6000:]
     folder = tmp_path / "results" / "chain"
     trials = read_csv(folder / "trials.csv")
-    assert len(trials) == 6 and len({t["trial_id"] for t in trials}) == 6
+    assert len(trials) == 10 and len({t["trial_id"] for t in trials}) == 10
     epochs = [(r["trial_id"], r["epoch"]) for r in read_csv(folder / "history.csv")]
     assert len(epochs) == len(set(epochs)), "an epoch was recorded twice"

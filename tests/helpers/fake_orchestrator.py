@@ -3,7 +3,8 @@
 Flags as orchestrator.py's: --space --results-dir --time-limit [--resume] [--data] [--cpus] [--address]
 [--storage]; other flags are recorded and ignored. The "sweep" is FAKE_UNITS units of FAKE_UNIT_S seconds.
 Exits as the orchestrator does: 0 when every unit is done; 75 ("not finished, resume me") when the next unit
-would not end before --time-limit, or after the unit in progress when SIGTERM/SIGUSR1/SIGUSR2 arrives; 2 for
+would not end before --time-limit, or at once when SIGTERM/SIGUSR1/SIGUSR2 arrives (the unit in progress is
+dropped, as an unfinished epoch); 2 for
 --resume with nothing to resume, or a sweep folder that exists without --resume. Each run appends one line to
 <folder>/runs.jsonl (its flags, the Ray nodes it saw with --address, its exit) and each finished unit its
 number to <folder>/units: a unit listed twice would be a finished epoch trained twice. FAKE_IGNORE_SIGNALS=1:
@@ -74,12 +75,18 @@ def main() -> int:
         done = open(units).read().split() if os.path.exists(units) else []
         if len(done) >= n:
             break
-        if stop or time.time() - t0 + unit_s > limit:
+        if stop or time.time() - t0 + min(unit_s, 1) > limit:
             rc = 75
             break
-        time.sleep(unit_s)
-        with open(units, "a") as f:
-            f.write(f"{len(done)}\n")
+        t_unit = time.time()
+        while time.time() - t_unit < unit_s and not stop:  # a signal drops the unit in progress, as an epoch
+            time.sleep(0.05)
+        if stop:
+            rc = 75
+            break
+        for path in (units, os.path.join(folder, "history.csv")):  # history.csv: one row per finished epoch
+            with open(path, "a") as f:
+                f.write(f"{len(done)}\n")
     record.update(exit=rc, signals=stop, units_done=len(open(units).read().split()) if os.path.exists(units) else 0)
     with open(os.path.join(folder, "runs.jsonl"), "a") as f:
         f.write(json.dumps(record) + "\n")

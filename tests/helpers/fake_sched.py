@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 KILL_WAIT = float(os.environ.get("FAKE_KILL_WAIT", "5"))  # SLURM's KillWait (30 s by default there)
@@ -275,8 +276,8 @@ def job_env(d: str, job: dict) -> dict:
                    SLURM_CPUS_ON_NODE=str(job["cpus"]), SLURM_JOB_CPUS_PER_NODE=f"{job['cpus']}(x{n})",
                    SLURMD_NODENAME=job["nodes"][0], SLURM_SUBMIT_DIR=job["cwd"])
     else:
-        tmp = os.path.join(d, "tmp", jid)
-        os.makedirs(tmp, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f"sge{jid}.", dir="/tmp")  # short, as SGE's /tmp/<job>.<task>.<queue>
+        job["tmp"] = tmp
         env.update(JOB_ID=jid, JOB_NAME=job["name"], NSLOTS=str(job["slots"]), SGE_O_WORKDIR=job["cwd"],
                    TMPDIR=tmp, NHOSTS=str(len(job["hosts"])))
         env.pop("PE_HOSTFILE", None)
@@ -380,6 +381,8 @@ class Running:
         if rc is None:
             return False
         signal_all(sid, signal.SIGKILL)  # nothing of a job outlives it
+        if job.get("tmp"):
+            shutil.rmtree(job["tmp"], ignore_errors=True)
         job.update(state="COMPLETED" if rc == 0 else "FAILED", exit=rc, ended=time.time())
         self.log(f"job {job['id']} ended: exit {rc}")
         self.out.close()
