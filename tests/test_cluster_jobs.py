@@ -16,8 +16,9 @@ import sys
 
 import pytest
 
-from helpers.standins import fake_scheduler, fake_scheduler_netns  # noqa: F401 - fixtures
 from sweep_util import ROOT, read_csv, write_space
+
+pytest_plugins = ["helpers.standins"]  # fixtures: fake_scheduler, fake_scheduler_netns
 
 SCRIPTS = ("slurm.sh", "sge.sh")
 FAKE_ORCH = f"{sys.executable} {os.path.join(ROOT, 'tests', 'helpers', 'fake_orchestrator.py')}"
@@ -245,10 +246,11 @@ def test_real_sweep_is_stopped_resubmitted_and_finished(fake_scheduler, tmp_path
     if not has_time_limit():
         pytest.skip("orchestrator.py has no --time-limit yet (the chain's contract with it)")
     write_space(tmp_path, name="chain", n=10)
-    # Epochs take 0.1-0.5 s here: 25 to 50 per trial make the sweep outlast a 40 s job (Ray's start takes 10-15 s).
-    jobs = submit(fake_scheduler, tmp_path, script, timeout=1500, ORCH="", DATA=synth_npz, MARGIN="12",
+    # Epochs take 0.1-0.5 s here: 25 to 50 per trial make the sweep outlast a 90 s job. A job must leave room for
+    # Ray's start (10-30 s under load) and an epoch, or the chain stops itself after MAX_STALLS jobs.
+    jobs = submit(fake_scheduler, tmp_path, script, timeout=1500, ORCH="", DATA=synth_npz, MARGIN="15",
                   ORCH_ARGS="--wandb off --no-retrain --set fixed.epochs=50 --set asha.grace_period=25",
-                  SUBMIT_ARGS=f"{LIMIT[script].format(s=40)} {WARN[script].format(s=5)}")
+                  SUBMIT_ARGS=f"{LIMIT[script].format(s=90)} {WARN[script].format(s=5)}")
     out = logs(tmp_path)
     ran = [j for j in jobs if j["state"] != "CANCELLED"]
     assert len(ran) >= 2 and [j["exit"] for j in ran] == [75] * (len(ran) - 1) + [0], out[-6000:]
