@@ -121,6 +121,7 @@ run_job() {
     return 0
   fi
   local resume=$RESUME
+  (( LINK == 0 )) && rm -f "$CHAIN_DIR/stalls"  # a new chain
   if (( LINK > 0 )); then  # continue what exists; a predecessor killed before the sweep began leaves nothing
     [[ -f $RESULTS_DIR/$SWEEP_NAME/sweep.json ]] && resume=1 || resume=0
   fi
@@ -171,7 +172,8 @@ the orchestrator's start plus one epoch; ask for more wall-clock time (or lower 
       write_status stopped "$LINK" "$SCHED_JOB_ID" "$rc"
       local why="the orchestrator exited $rc"
       (( rc == EXIT_RESUME )) && why=${stalled:-"MAX_RESUBMITS=$MAX_RESUBMITS resubmissions used up"}
-      say "chain stopped: $why. Continue it with: RESUME=1 SPACE=$SPACE RESULTS_DIR=$RESULTS_DIR bash $SCRIPT"
+      say "chain stopped: $why. Continue it, with the same settings otherwise: RESUME=1 SPACE=$SPACE \
+RESULTS_DIR=$RESULTS_DIR bash $SCRIPT"
     fi
   fi
   return "$rc"

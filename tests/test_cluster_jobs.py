@@ -245,17 +245,17 @@ def test_real_sweep_is_stopped_resubmitted_and_finished(fake_scheduler, tmp_path
     time limit, continued by the chain with --resume, finished; every trial once, no epoch trained twice."""
     if not has_time_limit():
         pytest.skip("orchestrator.py has no --time-limit yet (the chain's contract with it)")
-    write_space(tmp_path, name="chain", n=10)
-    # Epochs take 0.1-0.5 s here: 25 to 50 per trial make the sweep outlast a 90 s job. A job must leave room for
-    # Ray's start (10-30 s under load) and an epoch, or the chain stops itself after MAX_STALLS jobs.
+    write_space(tmp_path, name="chain", n=16)
+    # About 700 trial-epochs of 0.1-0.5 s (this machine idle or loaded): longer than one 60 s job either way. A
+    # job must leave room for Ray's start (10-30 s) and an epoch, or the chain stops itself after MAX_STALLS jobs.
     jobs = submit(fake_scheduler, tmp_path, script, timeout=1500, ORCH="", DATA=synth_npz, MARGIN="15",
-                  ORCH_ARGS="--wandb off --no-retrain --set fixed.epochs=50 --set asha.grace_period=25",
-                  SUBMIT_ARGS=f"{LIMIT[script].format(s=90)} {WARN[script].format(s=5)}")
+                  ORCH_ARGS="--wandb off --no-retrain --set fixed.epochs=60 --set asha.grace_period=30",
+                  SUBMIT_ARGS=f"{LIMIT[script].format(s=60)} {WARN[script].format(s=5)}")
     out = logs(tmp_path)
     ran = [j for j in jobs if j["state"] != "CANCELLED"]
     assert len(ran) >= 2 and [j["exit"] for j in ran] == [75] * (len(ran) - 1) + [0], out[-6000:]
     folder = tmp_path / "results" / "chain"
     trials = read_csv(folder / "trials.csv")
-    assert len(trials) == 10 and len({t["trial_id"] for t in trials}) == 10
+    assert len(trials) == 16 and len({t["trial_id"] for t in trials}) == 16
     epochs = [(r["trial_id"], r["epoch"]) for r in read_csv(folder / "history.csv")]
     assert len(epochs) == len(set(epochs)), "an epoch was recorded twice"

@@ -123,21 +123,21 @@ def test_two_nodes_one_ray_cluster_under_slurm(slurm_two_nodes, tmp_path):
 
 
 def test_real_sweep_chain_under_slurm(slurm, tmp_path, synth_npz):
-    """orchestrator.py itself on a tiny sweep, 2-minute jobs: stopped by its time limit, continued with --resume
+    """orchestrator.py itself on a tiny sweep, 1-minute jobs: stopped by its time limit, continued with --resume
     by the job SLURM held, finished; every trial once, no epoch recorded twice."""
     help_text = subprocess.run([sys.executable, os.path.join(ROOT, "orchestrator.py"), "--help"],
                                capture_output=True, text=True).stdout
     if "--time-limit" not in help_text:
         pytest.skip("orchestrator.py has no --time-limit yet (the chain's contract with it)")
-    write_space(tmp_path, name="chain", n=10)
+    write_space(tmp_path, name="chain", n=16)  # about 700 trial-epochs of 0.1-0.5 s: longer than one job
     submit(slurm, tmp_path, ORCH="", DATA=synth_npz, MARGIN="15",
-           ORCH_ARGS="--wandb off --no-retrain --set fixed.epochs=50 --set asha.grace_period=25",
-           SUBMIT_ARGS="--gres=none --cpus-per-task=2 --time=2 --signal=B:USR1@10")
+           ORCH_ARGS="--wandb off --no-retrain --set fixed.epochs=60 --set asha.grace_period=30",
+           SUBMIT_ARGS="--gres=none --cpus-per-task=2 --time=1 --signal=B:USR1@5")
     jobs = slurm.wait_idle(1800)
     out = logs(tmp_path)[-8000:] + str(jobs)
     assert jobs[-1]["state"] == "CANCELLED" and jobs[-2]["state"] == "COMPLETED" and len(jobs) >= 3, out
     trials = read_csv(folder(tmp_path) / "trials.csv")
-    assert len(trials) == 10 and len({t["trial_id"] for t in trials}) == 10
+    assert len(trials) == 16 and len({t["trial_id"] for t in trials}) == 16
     epochs = [(r["trial_id"], r["epoch"]) for r in read_csv(folder(tmp_path) / "history.csv")]
     assert len(epochs) == len(set(epochs)), "an epoch was recorded twice"
 
