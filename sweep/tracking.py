@@ -119,9 +119,10 @@ class TrialRuns(Listener):
                         run.finish()
                     return
                 if kind == "start" and tid not in runs:
-                    runs[tid] = wandb.init(project=self.t.project, group=self.t.group, name=f"trial_{tid}",
-                                           job_type="trial", config=payload, dir=self.t.dir, mode=self.t.mode,
-                                           reinit="create_new")
+                    # id = the trial's: its run is found by trial id, and a resumed trial continues its run.
+                    runs[tid] = wandb.init(project=self.t.project, group=self.t.group, name=f"trial_{tid}", id=tid,
+                                           resume="allow", job_type="trial", config=payload, dir=self.t.dir,
+                                           mode=self.t.mode, reinit="create_new")
                 elif kind == "log" and tid in runs:
                     runs[tid].log({k: v for k, v in payload.items() if isinstance(v, (int, float))},
                                   step=int(payload.get("epoch", 0) or 0))

@@ -90,3 +90,12 @@ def test_a_hanging_wandb_never_holds_up_a_ctrl_c(env, tmp_path, monkeypatch):
     runs.close(interrupted=True)
     assert time.time() - t0 < 5 and runs.thread.is_alive()
     release.set()
+
+
+def test_each_trial_run_is_named_by_its_trial(env, tmp_path):
+    t = tracking.resolve("offline", "p", "g", str(tmp_path))
+    runs = tracking.trial_listener(t)
+    runs.on_start("abc12345", {"lr": 0.1})
+    runs.on_result("abc12345", {"epoch": 1, "val_acc": 0.5})
+    runs.close(interrupted=False)
+    assert [p.name.rsplit("-", 1)[1] for p in (tmp_path / "wandb").glob("offline-run-*")] == ["abc12345"]
