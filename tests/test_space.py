@@ -269,7 +269,8 @@ def _write(tmp_path, case) -> str:
 
 
 def test_base_is_valid(tmp_path):
-    load_space(_write(tmp_path, BASE))
+    spec = load_space(_write(tmp_path, BASE))
+    assert spec.param_names and spec.epochs == spec.fixed["epochs"]
 
 
 @pytest.mark.parametrize("case,key,value", [c[1:] for c in BAD], ids=[c[0] for c in BAD])

@@ -83,7 +83,10 @@ def test_final_model_submission_and_report(sweep_dir):
     assert labels.shape == (19, 50)
     report = (sweep_dir / "report.md").read_text()
     assert "## Leaderboard" in report and "python orchestrator.py" in report
-    assert sum(1 for line in report.splitlines() if line.startswith("| ")) >= 9  # header + 8 trials
+    rows = [line for line in report.splitlines() if line.startswith("| ")]
+    for trial in read_csv(sweep_dir / "trials.csv"):  # every trial on the leaderboard, with its status
+        assert any(trial["trial_id"] in row and trial["status"].replace("_", " ") in row.replace("_", " ")
+                   for row in rows), trial["trial_id"]
 
 
 def test_wandb_offline_runs_per_trial(sweep_dir):
