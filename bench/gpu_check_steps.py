@@ -269,8 +269,10 @@ def pack_worker(wid: int, p: dict, folder: str, cmds, results) -> None:
             if cmd[0] == "warm":
                 _, model, bs, chunk = cmd
                 if key != (model, bs):
+                    # A throughput measurement: a small lr, so that simple_cnn (no batch norm) never diverges on
+                    # the repeated chunks (it did at lr 0.1: loss inf at step 1 under --tiny, once in a full run).
                     cfg = TrainConfig.from_dict(model=model, batch_size=bs, epochs=1, precision="auto",
-                                                device=p["device"], seed=wid, **PART2)
+                                                device=p["device"], seed=wid, **{**PART2, "lr": 0.01})
                     run, key = build_run(cfg, steps_per_epoch=chunk), (model, bs)
                 n = chunk * bs
                 train_one_epoch(run, x[:n], y[:n], epoch=1)

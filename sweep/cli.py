@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 
 from trainables import cli
@@ -138,6 +139,7 @@ def request_from(args, command: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     command = "python orchestrator.py " + " ".join(shlex.quote(a) for a in argv)
@@ -158,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         from .api import run_sweep  # late: Ray import costs seconds; --help and bad flags answer at once
 
         outcome = run_sweep(request_from(args, command))
+        # Done with the work: a scheduler's signal arriving now (SLURM's warning can come late) must not kill
+        # the process before it says how it ended (it was seen exiting 138 right after a finished sweep).
+        if as_program:  # (not when called in-process, e.g. by tests: their process goes on)
+            for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+                signal.signal(sig, lambda signum, frame: None)
         state["started"] = outcome.started
         if outcome.finished or args.plan:
             return 0

@@ -134,13 +134,6 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
         from robustness.ood import check_ood_dir
 
         check_ood_dir(spec.data.ood_dir)
-    extra_val = None
-    if spec.ood_val.corruptions:
-        from .ood_val import build_ood_val
-
-        extra_val = build_ood_val(arrays, dict(spec.fixed), spec.ood_val)
-        say(f"OOD-aware tuning: {len(extra_val['ood_val'][1])} corrupted validation images "
-            f"({', '.join(spec.ood_val.corruptions)} at severities {list(spec.ood_val.severities)})")
 
     _fetch_pretrained(spec)
     track = tracking.resolve(req.wandb, project="cifar-sweep", group=spec.name, folder=folder)
@@ -152,6 +145,13 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
         f"{os.path.join(folder, 'logs')}")
     spec = _cpu_fallback(spec, cluster, req.address)
     _check_resources(spec, cluster, req.address, bool(req.storage))
+    extra_val = None
+    if spec.ood_val.corruptions:  # after the checks above: a bad resources line fails before minutes of work
+        from .ood_val import build_ood_val
+
+        extra_val = build_ood_val(arrays, dict(spec.fixed), spec.ood_val)
+        say(f"OOD-aware tuning: {len(extra_val['ood_val'][1])} corrupted validation images "
+            f"({', '.join(spec.ood_val.corruptions)} at severities {list(spec.ood_val.severities)})")
 
     manifest = {"spec": spec.to_dict(), "spec_hash": _spec_hash(spec), "param_names": list(spec.param_names),
                 "command": req.command, "commit": atomic.git_commit(), "storage": storage,

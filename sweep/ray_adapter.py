@@ -545,7 +545,7 @@ def _collect(grid, max_epochs: int, exp_path: str) -> SweepRun:
         df = result.metrics_dataframe
         hist = [] if df is None else df.to_dict("records")
         epochs = int(raw.get("training_iteration", len(hist)) or 0)
-        hist = [_engine(h) for h in _complete_history(hist, epochs, result.checkpoint)]
+        hist = _one_row_per_epoch([_engine(h) for h in _complete_history(hist, epochs, result.checkpoint)])
         # Ctrl-C makes fit() return normally, the trials it stopped marked TERMINATED like finished ones. A
         # finished trial has a FINISHED_MARK (or, from before marks, `done`; a restored trial that ended
         # without a new result keeps `done` False, so `done` alone is not enough).
@@ -564,6 +564,16 @@ def _collect(grid, max_epochs: int, exp_path: str) -> SweepRun:
             checkpoint=result.checkpoint.path if result.checkpoint is not None else None,
             wall_s=float(raw.get("time_total_s", 0.0) or 0.0), error=error))
     return SweepRun(trials, exp_path)
+
+
+def _one_row_per_epoch(hist: list[dict]) -> list[dict]:
+    """A trial restored from the checkpoint of its last epoch (after a stop) has that epoch twice in Tune's
+    result log, copies of one another (measured under real SLURM: the last finished epoch of each trial in
+    flight at a time-limit stop). The later row stands: an epoch trained again would differ, and be seen."""
+    rows: dict = {}
+    for h in hist:
+        rows[h.get("epoch")] = h
+    return [rows[e] for e in sorted(rows, key=lambda e: (e is None, e or 0))]
 
 
 def _is_interrupt(err: BaseException) -> bool:
