@@ -16,7 +16,7 @@ from trainables.errors import UserError
 from . import ray_adapter, report, results, tracking
 from .api import SweepOutcome, SweepRequest
 from .console import Console, fmt, say
-from .deadline import Deadline
+from .deadline import Deadline, reserve_s
 from .outcome import Listeners, StopReason, StopRequested
 from .plan import make_plan
 from .space import load_space
@@ -120,6 +120,11 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
             say(line)
         return SweepOutcome(folder, os.path.exists(os.path.join(folder, "sweep.json")), False, planned=plan.trials)
     say(f"results folder: {folder}")
+    epoch_s = _measured_epoch_s(folder)
+    if req.time_limit_s and epoch_s and epoch_s > req.time_limit_s - reserve_s(req.time_limit_s):
+        raise UserError(f"--time-limit {req.time_limit_s:g} s: this sweep's epochs took {epoch_s:.0f} s on average "
+                        f"(history.csv), so no epoch could end in time; allowed: more than "
+                        f"{epoch_s + reserve_s(req.time_limit_s):.0f} s")
     restore = _check_folder(folder, spec, req.resume, storage)
     warm, warmed = _warm_start(req, spec, folder, restore)
     data_path = os.path.abspath(spec.data.path)

@@ -137,3 +137,18 @@ def test_console_speaks_inside_a_long_epoch(capsys):
     clock.t += 5
     c.on_progress("a", {"epoch": 1, "step": 45, "steps": 100, "t": clock.t})
     assert capsys.readouterr().out == ""  # once per 30 s at most
+
+
+def test_a_limit_shorter_than_one_measured_epoch_is_refused(tmp_path, synth_npz, capsys):
+    """A resumed sweep knows its epoch time: a --time-limit no epoch fits in is bad input (one line, exit 2)."""
+    from sweep import cli
+    from sweep_util import write_space
+
+    space = write_space(tmp_path, name="slow")
+    folder = tmp_path / "results" / "slow"
+    folder.mkdir(parents=True)
+    (folder / "history.csv").write_text("trial_id,epoch,epoch_time_s\na,1,120.0\na,2,100.0\n")
+    rc = cli.main(["--space", space, "--data", synth_npz, "--results-dir", str(tmp_path / "results"),
+                   "--resume", "--time-limit", "90s", "--wandb", "off"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--time-limit 90 s" in err[0] and "110 s on average" in err[0], err
