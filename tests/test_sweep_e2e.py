@@ -23,6 +23,7 @@ def sweep_dir(tmp_path_factory, synth_npz):
     proc = orchestrate("--space", space, "--data", synth_npz, "--results-dir", str(tmp / "results"),
                        "--wandb", "offline", "--cpus", "2", "--ood-dir", str(tmp / "ood"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (tmp / "console.txt").write_text(proc.stdout + "\n---stderr---\n" + proc.stderr)
     return tmp / "results" / "e2e"
 
 
@@ -133,3 +134,17 @@ def test_final_predictions_are_an_ensemble_under_tta(sweep_dir):
     final = json.loads((sweep_dir / "final" / "metrics.json").read_text())
     assert final["seeds"] == [0, 1] and final["tta"] == "flip" and len(final["per_seed"]) == 2
     assert all((sweep_dir / "final" / f"model_seed{s}.pt").is_file() for s in (0, 1))
+
+
+def test_the_console_says_only_what_a_user_needs(sweep_dir):
+    """Every stdout line is ours; Ray's internals (token warning, actor restarts, slow-callback warnings, its own
+    restore hint, status boxes) went to logs/ray.log; the folder is said at the start and at the end."""
+    out, err = (sweep_dir.parent.parent / "console.txt").read_text().split("\n---stderr---\n")
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines and all(line.startswith("[sweep] ") for line in lines), [x for x in lines if "[sweep]" not in x][:5]
+    for noise in ("Token authentication", "_WandbLoggingActor", "may be a performance bottleneck",
+                  "Tuner.restore", "Failed to fetch metrics", "Failed to push error", "╭"):
+        assert noise not in out + err, noise
+    assert lines[0] == f"[sweep] results folder: {sweep_dir}" and lines[-1] == lines[0]
+    assert any("trial" in line and "started" in line for line in lines)
+    assert (sweep_dir / "logs" / "ray.log").is_file()
