@@ -60,6 +60,7 @@ def start(address: str | None, num_cpus: int | None = None, runtime_env: dict | 
         return cluster_resources()
     kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                               configure_logging=not log_dir)
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
         if address:
             ray.init(address=address, runtime_env=runtime_env, **kw)
@@ -67,6 +68,14 @@ def start(address: str | None, num_cpus: int | None = None, runtime_env: dict | 
             ray.init(num_cpus=num_cpus, **kw)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ClusterError(f"--address {address!r}: could not connect to a Ray cluster ({exc})") from None
+    finally:
+        # ray.init sets SIGTERM to sys.exit(15): a scheduler's TERM would end the driver with status 15 instead of
+        # stopping resumably (exit 75). The handler the caller had stays.
+        if sigterm is not None and signal.getsignal(signal.SIGTERM) is not sigterm:
+            try:
+                signal.signal(signal.SIGTERM, sigterm)
+            except ValueError:  # not the main thread: Ray set nothing there either
+                pass
     if log_dir:  # after ray.init, which resets the "ray" logger's handlers
         _log_to_file(os.path.join(log_dir, "ray.log"))
     return cluster_resources()

@@ -57,3 +57,15 @@ def test_a_cluster_gpu_takes_the_work_off_the_driver():
 def test_no_gpu_anywhere_keeps_the_work_in_the_driver():
     out = run(gpus=0)
     assert "REMOTE False 0 42" in out and "RAISED time-limit" in out
+
+
+def test_starting_ray_keeps_the_sigterm_handler():
+    """ray.init sets SIGTERM to sys.exit(15): the sweep's own handler (stop resumably, exit 75) must survive it."""
+    script = (f"import os, signal, sys\nsys.path.insert(0, {ROOT!r})\nfrom sweep import ray_adapter\n"
+              "mine = lambda s, f: None\nsignal.signal(signal.SIGTERM, mine)\n"
+              "ray_adapter.start(None, num_cpus=1)\nprint('KEPT', signal.getsignal(signal.SIGTERM) is mine)\n"
+              "import ray; ray.shutdown()\n")
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=env)
+    assert "KEPT True" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
