@@ -294,7 +294,6 @@ def _drop_checkpoints(fs, trial_dir: str) -> None:
             fs.delete_dir(info.path)
 
 
-# --- H-kill (issue 12.6) begin ---
 def _drop_weights_keep_folders(fs, trial_dir: str) -> None:
     """A trial ASHA stopped: each checkpoint's weights go, its folder and its epochs' metrics stay. Tune's last
     saved record of the trial (_DurableASHA's, taken before Tune marks it terminated) names that checkpoint as
@@ -324,7 +323,6 @@ def _error_text(trial) -> str:
             return f.read()
     except (OSError, TypeError):  # no error file (None)
         return ""
-# --- H-kill (issue 12.6) end ---
 
 
 def drop_weights(outcomes, keep: set[str]) -> None:
@@ -445,12 +443,11 @@ class _Events(tune.Callback):
         if not done:
             # Stopped by ASHA: it can neither be resumed nor retrained from (only a completed trial's final state
             # is reused), and its end is already durable (_DurableASHA ran first): its weights are dead weight.
-            # (H-kill, issue 12.6: weights only; see _drop_weights_keep_folders)
             _drop_weights_keep_folders(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
         self.listener.on_end(trial.trial_id, Status.COMPLETED if done else Status.STOPPED_EARLY, last, "")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        err = _error_text(trial)  # (H-kill) Ray 2.60's Trial has no error_msg: every errored trial crashed the sweep
+        err = _error_text(trial)  # Ray 2.60's Trial has no error_msg (reading it crashed the sweep)
         self.listener.on_end(trial.trial_id, Status.ERRORED, _engine(trial.last_result or {}),
                              _last_line(err) if err else "error")
 
