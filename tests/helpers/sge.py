@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 
 import pytest
+from helpers import netns
 
 PKG = "/var/lib/gridengine"
 BIN = "/usr/lib/gridengine"
@@ -95,9 +95,7 @@ class GridEngine:
                      ["spooldefaults", "usersets", "/usr/share/gridengine/util/resources/usersets"],
                      ["spooldefaults", "managers", "root"]):
             subprocess.run([f"{BIN}/{args[0]}", *args[1:]], env=self.env, check=True, capture_output=True)
-        self.holder = subprocess.Popen(["unshare", "-n", "sh", "-c", "ip link set lo up && ip addr add 192.0.2.1/32 "
-                                                                    "dev lo && exec sleep infinity"])
-        time.sleep(0.5)
+        self.holder = netns.hold()
         try:
             self._start_daemons()
         except BaseException:
@@ -144,7 +142,7 @@ class GridEngine:
 
     def cmd(self, *args: str) -> list[str]:
         exe = args[0] if "/" in args[0] else (f"{BIN}/{args[0]}" if os.path.exists(f"{BIN}/{args[0]}") else args[0])
-        return ["nsenter", "-t", str(self.holder.pid), "-n", "--", exe, *args[1:]]
+        return netns.enter(self.holder, exe, *args[1:])
 
     def run(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return subprocess.run(self.cmd(*args), env=kw.pop("env", self.env), capture_output=True, text=True,
@@ -208,16 +206,7 @@ class GridEngine:
             deadline = time.time() + 60
             while time.time() < deadline and self.active():
                 time.sleep(1)
-        for _name, p in reversed(self.procs):  # execd, then qmaster
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        self.holder.kill()
-        self.holder.wait()
+        netns.stop(self.procs, self.holder)  # execd, then qmaster
         shutil.rmtree(self.root, ignore_errors=True)
 
 

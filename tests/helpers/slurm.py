@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 
 import pytest
+from helpers import netns
 
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "sinfo", "squeue", "scancel")
 
@@ -88,13 +88,7 @@ class Slurm:
         self.env = {**os.environ, "SLURM_CONF": self.conf}
         for k in [k for k in self.env if k.startswith(("SLURM_JOB", "SLURM_STEP", "SBATCH_"))]:
             del self.env[k]
-        # slurmd resolves its host with getaddrinfo(AI_ADDRCONFIG), which finds nothing where the only IPv4
-        # address is loopback ("slurmd: error: Unable to bind listen port (16818): Address family not supported
-        # by protocol"): a documentation-range address (RFC 5737) on lo gives the namespace one; still
-        # reachable from nowhere, and NoInAddrAny binds the daemons to 127.0.0.1 itself.
-        self.holder = subprocess.Popen(["unshare", "-n", "sh", "-c", "ip link set lo up && ip addr add 192.0.2.1/32 "
-                                                                    "dev lo && exec sleep infinity"])
-        time.sleep(0.5)
+        self.holder = netns.hold()  # (why its lo has a second address: netns.hold; NoInAddrAny binds 127.0.0.1)
         try:
             self._start_daemons()
         except BaseException:
@@ -115,7 +109,7 @@ class Slurm:
 
     def cmd(self, *args: str) -> list[str]:
         """A command run inside the namespace, where the daemons listen."""
-        return ["nsenter", "-t", str(self.holder.pid), "-n", "--", *args]
+        return netns.enter(self.holder, *args)
 
     def run(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return subprocess.run(self.cmd(*args), env=kw.pop("env", self.env), capture_output=True, text=True,
@@ -178,16 +172,7 @@ class Slurm:
             while time.time() < deadline and any(j["state"] in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING")
                                                  for j in self.jobs()):
                 time.sleep(1)
-        for _name, p in reversed(self.procs):  # slurmd, slurmctld, then munged
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        self.holder.kill()
-        self.holder.wait()
+        netns.stop(self.procs, self.holder)  # slurmd, slurmctld, then munged
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
