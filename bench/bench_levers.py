@@ -114,7 +114,9 @@ def main() -> int:
             per_seed.append((accuracy(probs(group, x_test, tta), y_test), accuracy(probs(group, x_ood, tta), y_ood)))
             if lever == "ensemble":
                 break  # one ensemble of all the seeds
-        record["results"][lever] = [{"clean": c, "ood_held_out": o} for c, o in per_seed]
+        timed = record["results"].get(lever, [])  # a training lever's per-seed s/epoch, kept beside its accuracy
+        record["results"][lever] = [{**(timed[i] if i < len(timed) else {}), "clean": c, "ood_held_out": o}
+                                    for i, (c, o) in enumerate(per_seed)]
         rows.append(f"| {lever} | {len(per_seed)} | {_pct([c for c, _ in per_seed])} | "
                     f"{_pct([o for _, o in per_seed])} |")
     print(f"\n{args.proxy} proxy: {PROXIES[args.proxy]['model']}, {args.subset:,} training images, "

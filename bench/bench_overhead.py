@@ -26,6 +26,11 @@ sys.path.insert(0, ROOT)
 
 FIXED = dict(model="small_cnn", epochs=2, subset=2000, val_fraction=0.2, device="cpu", precision="fp32",
              batch_size=128, threads=1)
+# The start-up's milestones (sweep/ray_adapter.py's SWEEP_PROFILE events), seconds from the command's launch:
+# Ray up (started in the background while the driver reads the data), Tune's fit() called, the first trial's worker
+# process created (Ray starts workers with itself), that worker running the trial function (Ray, Tune, torch
+# imported), and the trial's first step (the training code imported).
+STARTUP_EVENTS = ("ray_started", "tune_fit", "trial_called", "trial_start")
 LRS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.03, 0.07]
 
 
@@ -86,6 +91,8 @@ def orchestrated(data: str, n: int, concurrent: int, wandb: str = "off") -> dict
             phases = [json.loads(line) for line in f]
     train_s = sum(float(h["epoch_time_s"]) for h in hist)
     first = min(p["t"] for p in phases if p["event"] == "trial_start")
+    at = {e: min((p["t"] for p in phases if p["event"] == e), default=None) for e in STARTUP_EVENTS}
+    at["worker_process"] = min(p["process_started"] for p in phases if p["event"] == "trial_called")
     # A trial's last epoch ends where its history says (Tune stops it before its report returns).
     last = max(float(h["ended_at"]) for h in hist)
     one_time = (first - t0) + (end - last)
@@ -96,7 +103,8 @@ def orchestrated(data: str, n: int, concurrent: int, wandb: str = "off") -> dict
             "startup_s": round(first - t0, 2), "finish_s": round(end - last, 2), "one_time_s": round(one_time, 2),
             "overhead_per_slot_s": round(((last - first) * concurrent - train_s) / n, 2),
             "efficiency": round(train_s / (end - t0) / concurrent, 3),
-            "trial_peak_rss_mb": max(trial_rss) if trial_rss else None, "largest_process_rss_mb": children_rss}
+            "trial_peak_rss_mb": max(trial_rss) if trial_rss else None, "largest_process_rss_mb": children_rss,
+            "startup_at_s": {k: round(v - t0, 2) for k, v in at.items() if v is not None}}
 
 
 def main() -> None:
@@ -126,6 +134,12 @@ def main() -> None:
     for r in rows:
         print(f"| {r['wandb']} | {r['concurrent']} | {r['wall_s']} | {r['train_s']} | {r['startup_s']} + "
               f"{r['finish_s']} | {r['overhead_per_slot_s']} | {r['load_avg'][0]} |")
+    names = ["ray_started", "tune_fit", "worker_process", "trial_called", "trial_start"]
+    print("\nWhere the start-up goes (seconds from launch):\n\n| wandb | at a time | " + " | ".join(names) +
+          " |\n|" + "---|" * (len(names) + 2))
+    for r in rows:
+        print(f"| {r['wandb']} | {r['concurrent']} | " + " | ".join(str(r["startup_at_s"].get(n, "")) for n in names)
+              + " |")
 
 
 if __name__ == "__main__":

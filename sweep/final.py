@@ -46,7 +46,7 @@ def _finalize(folder, spec, arrays, track, robustness, deadline, say) -> dict:
     tta = getattr(spec.retrain, "tta", "none")
     ensemble = final_model([s["model"] for s in seeds], tta).to(device)
     if len(seeds) > 1 or tta != "none":
-        from trainables.inference import tta_cost
+        from trainables.tta_views import tta_cost
 
         say(f"final predictions: {len(seeds)} seed(s) x test-time augmentation '{tta}' = "
             f"{len(seeds) * tta_cost(tta)}x the inference of one model")

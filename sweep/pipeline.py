@@ -7,19 +7,34 @@ import hashlib
 import json
 import os
 import signal
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from trainables import atomic
-from trainables.data import fingerprint, load_arrays
 from trainables.errors import UserError
 
-from . import ray_adapter, report, results, tracking
+from . import results, tracking
 from .api import SweepOutcome, SweepRequest
 from .console import Console, fmt, say
 from .deadline import Deadline, reserve_s
 from .outcome import Listeners, StopReason, StopRequested
 from .plan import make_plan
 from .space import load_space
+
+
+def _ray_adapter():
+    """Ray and Tune take a second to import: on the start-up's critical path only where Ray starts (in the
+    background, _start_ray)."""
+    from . import ray_adapter
+
+    return ray_adapter
+
+
+def _report():
+    from . import report  # matplotlib and pandas: needed at the end only
+
+    return report
 
 
 def _spec_hash(spec) -> str:
@@ -59,7 +74,7 @@ def _check_folder(folder: str, spec, resume: bool, storage: str) -> bool:
                 raise UserError(f"--resume: this sweep was started with trials.{key} {was}, not {now}; Ray Tune "
                                 f"restores it as it began. Resume with the same value, or start a new sweep "
                                 f"(another --results-dir) for more trials")
-        restore = ray_adapter.experiment_exists(os.path.join(storage, spec.name))
+        restore = _ray_adapter().experiment_exists(os.path.join(storage, spec.name))
         if not restore:  # killed between writing sweep.json and Tune's first state: no trial can have finished
             say(f"--resume: no Ray experiment state under {os.path.join(storage, spec.name)} yet (the sweep was "
                 f"stopped before Tune started); starting it from the beginning")
@@ -128,23 +143,31 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
     restore = _check_folder(folder, spec, req.resume, storage)
     warm, warmed = _warm_start(req, spec, folder, restore)
     data_path = os.path.abspath(spec.data.path)
-    say(f"reading {data_path}")
     if not spec.data.download and not os.path.exists(data_path):
         raise UserError(f"data.path {data_path}: no such file or folder; pass --data PATH (a .npz or a torchvision "
                         f"CIFAR-100 folder), or --download to fetch CIFAR-100 there")
-    arrays = load_arrays(data_path, download=spec.data.download)
-    fp = fingerprint(data_path) if os.path.isfile(data_path) else "torchvision-cifar-100"
-    spec = spec.with_data_path(data_path)
     if "data.ood_dir" in req.overrides or os.path.isdir(spec.data.ood_dir or ""):  # fail now, not after the sweep
         from robustness.ood import check_ood_dir
 
         check_ood_dir(spec.data.ood_dir)
+    # Every input is checked: Ray's processes boot (seconds, mostly waiting) while this thread reads the data.
+    ray_started = _start_ray(req.address, req.cpus, os.path.join(folder, "logs"))
+    from trainables.data import fingerprint, load_arrays  # torch: imported while Ray starts
+
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-fingerprint")
+    fp_future = background.submit(fingerprint, data_path) if os.path.isfile(data_path) else None
+    background.shutdown(wait=False)
+    say(f"reading {data_path}")
+    arrays = load_arrays(data_path, download=spec.data.download)
+    spec = spec.with_data_path(data_path)
 
     _fetch_pretrained(spec)
     track = tracking.resolve(req.wandb, project="cifar-sweep", group=spec.name, folder=folder)
     if track.note:
         say(track.note)
-    cluster = ray_adapter.start(req.address, num_cpus=req.cpus, log_dir=os.path.join(folder, "logs"))
+    fp = fp_future.result() if fp_future else "torchvision-cifar-100"
+    cluster = ray_started.result()  # Ray's own errors (a bad --address) surface here, as before
+    ray_adapter = _ray_adapter()
     say(f"Ray {'cluster ' + req.address if req.address else 'started locally'}: "
         f"{cluster['cpu']:g} CPUs, {cluster['gpu']:g} GPUs, {cluster['nodes']} node(s); its own log: "
         f"{os.path.join(folder, 'logs')}")
@@ -187,11 +210,11 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
         if reason != str(StopReason.CTRL_C):
             # An unattended job's stop: leave what exists readable (interrupted trials marked so), never a best.json.
             _write_tables(folder, run_, spec)
-            report.write_report(folder)
+            _report().write_report(folder)
         return SweepOutcome(folder, True, False, reason, trials=len(ended), planned=spec.trials.num_samples)
     best = _write_results(folder, run_, spec, manifest)
     ray_adapter.drop_weights(run_.trials, keep={best["trial_id"]} if best else set())
-    report.record_trials(folder)  # optuna-dashboard works from here on, even if the retrain is stopped
+    _report().record_trials(folder)  # optuna-dashboard works from here on, even if the retrain is stopped
     say(f"sweep finished in {time.time() - t0:.0f}s: {len(run_.trials)} trials")
     if req.retrain and spec.retrain.enabled and best is not None:
         from .final import finalize
@@ -200,10 +223,31 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
             say(f"retrain and OOD prediction run on a GPU node; progress: {os.path.join(folder, 'logs', 'final.log')}")
         ray_adapter.call_where_gpu(finalize, folder, spec, arrays, track, robustness=req.robustness,
                                    deadline=deadline)
-    report.write_report(folder)
+    _report().write_report(folder)
     say(f"report: {os.path.join(folder, 'report.md')}")
     say(f"results folder: {folder}")
     return SweepOutcome(folder, True, True, best=best, trials=len(ended), planned=spec.trials.num_samples)
+
+
+def _start_ray(address: str | None, cpus: int | None, log_dir: str) -> Future:
+    """Ray started in a thread of its own (Ray's import and processes: 2-3 s, mostly waiting); the future holds
+    the cluster's resources or Ray's error. The thread then stays alive until the process ends: Ray's processes
+    get SIGKILL when the thread that started them exits (Linux's parent-death signal is per thread)."""
+    future: Future = Future()
+
+    def run() -> None:
+        adapter = _ray_adapter()
+        ours = not adapter.started()  # an embedding program (or a test) may have started Ray already
+        try:
+            future.set_result(adapter.start(address, num_cpus=cpus, log_dir=log_dir))
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread as it is
+            future.set_exception(exc)
+            return
+        if ours:
+            threading.Event().wait()
+
+    threading.Thread(target=run, name="sweep-ray-start", daemon=True).start()
+    return future
 
 
 def _warm_start(req: SweepRequest, spec, folder: str, restore: bool):

@@ -35,11 +35,21 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # A local Ray bound to 127.0.0.1 needs no token (it is the only one on this machine that can talk to it); Ray
 # prints a warning about the token on every start otherwise.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Ray's usage statistics go to Ray's servers: off unless the user turns them on (RAY_USAGE_STATS_ENABLED=1).
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.result import AUTO_RESULT_KEYS  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+
+if os.environ["RAY_USAGE_STATS_ENABLED"] == "0":
+    # Tune.fit counts the callbacks for those statistics by importing the wandb, MLflow, Comet and Aim
+    # integrations to compare classes (0.6 s of the start-up, measured), then records nothing when they are off.
+    from ray.air._internal import usage as _air_usage
+
+    if hasattr(_air_usage, "tag_callbacks"):
+        _air_usage.tag_callbacks = lambda callbacks: False
 
 # What Tune adds to every result: dropped at the boundary, so no Ray name reaches results files or trackers.
 _RAY_KEYS = frozenset(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint",
@@ -61,6 +71,8 @@ def start(address: str | None, num_cpus: int | None = None, runtime_env: dict | 
     kw: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                               configure_logging=not log_dir)
     sigterm = signal.getsignal(signal.SIGTERM)
+    if log_dir:  # ray.init clears the "ray" logger's handlers; what it logs while starting goes there through this
+        _log_to_file(os.path.join(log_dir, "ray.log"), roots=("ray._private", "optuna"))
     try:
         if address:
             ray.init(address=address, runtime_env=runtime_env, **kw)
@@ -74,27 +86,32 @@ def start(address: str | None, num_cpus: int | None = None, runtime_env: dict | 
         if sigterm is not None and signal.getsignal(signal.SIGTERM) is not sigterm:
             try:
                 signal.signal(signal.SIGTERM, sigterm)
-            except ValueError:  # not the main thread: Ray set nothing there either
+            except ValueError:  # not the main thread (pipeline starts Ray in the background): Ray set nothing
                 pass
     if log_dir:  # after ray.init, which resets the "ray" logger's handlers
         _log_to_file(os.path.join(log_dir, "ray.log"))
+    _profile("ray_started")
     return cluster_resources()
 
 
-def _log_to_file(path: str) -> None:
+def started() -> bool:
+    return ray.is_initialized()
+
+
+def _log_to_file(path: str, roots=("ray", "optuna")) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     children = [n for n in logging.root.manager.loggerDict if n.startswith(("ray.", "optuna."))]
-    for name in children:  # e.g. ray.tune's own console handler: its lines reach the file through "ray"
+    for name in [*children, *roots]:  # e.g. ray.tune's own console handler: its lines reach the file through "ray"
         lg = logging.getLogger(name)
         for h in list(lg.handlers):
             lg.removeHandler(h)
+            if isinstance(h, logging.FileHandler):  # ours, from the call before ray.init
+                h.close()
         lg.propagate = True
-    for name in ("ray", "optuna"):
+    for name in roots:
         lg = logging.getLogger(name)
-        for h in list(lg.handlers):
-            lg.removeHandler(h)
         lg.addHandler(handler)
         lg.setLevel(logging.INFO)
         lg.propagate = False
@@ -141,16 +158,21 @@ def read_checkpoint(path: str) -> dict:
 
 
 def _profile(event: str, **kw) -> None:
-    """SWEEP_PROFILE=FILE: one JSON line per phase of a trial (bench/bench_overhead.py --profile reads them)."""
+    """SWEEP_PROFILE=FILE: one JSON line per phase of the start-up and of each trial (bench/bench_overhead.py)."""
     path = os.environ.get("SWEEP_PROFILE")
     if path:
         import json
+
+        import psutil  # Ray's own dependency
+
+        kw.setdefault("process_started", psutil.Process().create_time())
 
         with open(path, "a") as f:
             f.write(json.dumps({"event": event, "t": time.time(), "pid": os.getpid(), **kw}) + "\n")
 
 
 def _trial(config: dict, data=None, extra_val=None, checkpoint_every: int = 1) -> None:
+    _profile("trial_called")  # the worker process has imported Ray, Tune and this module
     from trainables.engine import train
 
     _profile("trial_start")
@@ -520,6 +542,7 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
         )
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)}
     try:
+        _profile("tune_fit")
         grid = tuner.fit()
     finally:
         for s, h in previous.items():

@@ -12,13 +12,13 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from .errors import ConfigError, did_you_mean
+from .model_table import NAMES, PRETRAINED, STEMS, option_error
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("cosine", "onecycle", "step", "none")
 AUTO_AUGMENTS = ("none", "autoaugment", "randaugment", "trivialaugment")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
-STEMS = ("auto", "cifar", "imagenet")
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,7 @@ class TrainConfig:
         return TrainConfig.from_dict(self.to_dict(), **changes)
 
     def validate(self) -> None:
-        from .models import MODELS  # late: models import torchvision, config stays cheap
-
-        _choice("model", self.model, tuple(MODELS))
+        _choice("model", self.model, NAMES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("scheduler", self.scheduler, SCHEDULERS)
         _choice("auto_augment", self.auto_augment, AUTO_AUGMENTS)
@@ -145,15 +143,11 @@ class TrainConfig:
             raise ConfigError(f"weights_path '{self.weights_path}' is set but pretrained is false; "
                               f"set pretrained: true", key="weights_path")
         if self.pretrained:
-            from .models import PRETRAINED
-
             if self.model not in PRETRAINED:
                 raise ConfigError(
                     f"pretrained=true: model '{self.model}' has no ImageNet weights; "
                     f"choose one of {', '.join(PRETRAINED)}", key="pretrained"
                 )
-        from .models import option_error
-
         problem = option_error(self.model, self.stem, self.input_size)
         if problem:
             raise ConfigError(problem[1], key=problem[0])

@@ -13,30 +13,7 @@ import torch
 import torch.nn.functional as nnf
 
 from .data import MEAN, STD, normalize
-from .errors import ConfigError
-
-SHIFT = 2  # pixels; within training's crop padding (4), so the shifted views are ones the model has seen
-# mode -> views as (mirrored, dy, dx)
-TTA_VIEWS: dict[str, tuple[tuple[bool, int, int], ...]] = {
-    "none": ((False, 0, 0),),
-    "flip": ((False, 0, 0), (True, 0, 0)),
-    "flip_shift": tuple((f, dy, dx) for f in (False, True)
-                        for dy, dx in ((0, 0), (-SHIFT, 0), (SHIFT, 0), (0, -SHIFT), (0, SHIFT))),
-}
-TTA_MODES = tuple(TTA_VIEWS)
-
-
-def check_tta(mode: str, key: str = "tta") -> str:
-    if mode not in TTA_VIEWS:
-        raise ConfigError(f"invalid {key} '{mode}'; choose one of {', '.join(TTA_MODES)} "
-                          f"(cost: {', '.join(f'{m} {len(v)}x' for m, v in TTA_VIEWS.items())} inference)", key=key)
-    return mode
-
-
-def tta_cost(mode: str) -> int:
-    """Forward passes per image: the factor on inference time."""
-    return len(TTA_VIEWS[check_tta(mode)])
-
+from .tta_views import SHIFT, TTA_MODES, TTA_VIEWS, check_tta, tta_cost  # noqa: F401
 
 class TestTimeAugment(torch.nn.Module):
     """Wraps a logits model: forward(normalised NCHW batch) -> log of the views' mean softmax probabilities.

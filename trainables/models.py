@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
 import torch
 import torch.nn as nn
-import torchvision
 
 from .errors import WeightsError, first_line
+from .model_table import BACKBONES, NAMES, PRETRAINED, RESIZABLE, STEMS, Backbone, option_error  # noqa: F401
 
 NUM_CLASSES = 100
 
@@ -78,37 +77,14 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@dataclass(frozen=True)
-class Backbone:
-    """One torchvision ImageNet CNN: how to build it, where its weights are, which layers to swap."""
-
-    builder: str  # function in torchvision.models
-    weights: str  # torchvision weights enum member, "Enum.MEMBER"
-    stem: str  # dotted path of the first convolution
-    head: str  # dotted path of the final nn.Linear (replaced by a 100-way one)
-    pool: str = ""  # dotted path of a stem max-pool, dropped with the CIFAR stem
-    default_stem: str = "imagenet"  # what stem 'auto' means
-
-
-# The registry of ImageNet backbones is data: adding a CNN is one row (tests/test_models.py runs every row).
-BACKBONES: dict[str, Backbone] = {
-    "resnet18_cifar": Backbone("resnet18", "ResNet18_Weights.IMAGENET1K_V1", "conv1", "fc", "maxpool", "cifar"),
-    "resnet18": Backbone("resnet18", "ResNet18_Weights.IMAGENET1K_V1", "conv1", "fc", "maxpool"),
-    "resnet50": Backbone("resnet50", "ResNet50_Weights.IMAGENET1K_V2", "conv1", "fc", "maxpool"),
-    "resnext50_32x4d": Backbone("resnext50_32x4d", "ResNeXt50_32X4D_Weights.IMAGENET1K_V2", "conv1", "fc", "maxpool"),
-    "wide_resnet50_2": Backbone("wide_resnet50_2", "Wide_ResNet50_2_Weights.IMAGENET1K_V2", "conv1", "fc", "maxpool"),
-    **{f"efficientnet_b{i}": Backbone(f"efficientnet_b{i}", f"EfficientNet_B{i}_Weights.IMAGENET1K_{v}", "features.0.0",
-                                      "classifier.1") for i, v in enumerate(("V1", "V2", "V1", "V1"))},
-    "convnext_tiny": Backbone("convnext_tiny", "ConvNeXt_Tiny_Weights.IMAGENET1K_V1", "features.0.0", "classifier.2"),
-    "regnet_y_1_6gf": Backbone("regnet_y_1_6gf", "RegNet_Y_1_6GF_Weights.IMAGENET1K_V2", "stem.0", "fc"),
-}
-STEMS = ("auto", "cifar", "imagenet")
 HEAD_ATTR = "cifar_head"  # a built backbone remembers its head's path here (a str: not in the state dict)
 
 
 def torchvision_backbone(name: str, pretrained: bool = False, weights_path: str = "", stem: str = "auto") -> nn.Module:
     """The ImageNet network (weights loaded strictly when pretrained), then its head and, for stem
     'cifar', its stem swapped. Random init never touches the network or the weights cache."""
+    import torchvision  # here, not at the top: config validation and the sweep's driver never need it (1.5 s)
+
     row = BACKBONES[name]
     net = getattr(torchvision.models, row.builder)(weights=None, num_classes=1000)
     if pretrained:
@@ -158,6 +134,8 @@ def fetch_weights(names=None) -> dict[str, str]:
     """Download the ImageNet weights of the backbone rows `names` (default: all) into torch's hub cache, once;
     returns name -> cached file. Run where there is internet, before an offline sweep (or in the driver,
     so that concurrent trials do not all download the same file)."""
+    import torchvision
+
     out = {}
     for name in names or BACKBONES:
         row = BACKBONES[name]
@@ -170,6 +148,8 @@ def fetch_weights(names=None) -> dict[str, str]:
 def _imagenet_state(row: Backbone, weights_path: str) -> dict:
     if weights_path:
         return _read_weights(weights_path)
+    import torchvision
+
     weights = torchvision.models.get_weight(row.weights)
     cache = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
     try:
@@ -265,26 +245,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     **{name: partial(torchvision_backbone, name) for name in BACKBONES},
     "efficientnet_lite0": lambda pretrained=False, weights_path="": EfficientNetLite0(pretrained, weights_path),
 }
-PRETRAINED = (*BACKBONES, "efficientnet_lite0")
-RESIZABLE = (*BACKBONES, "efficientnet_lite0")  # the from-scratch CNNs' linear layers fix them to 32x32
-
-
-def option_error(model: str, stem: str, input_size: int) -> tuple[str, str] | None:
-    """(key, why) when `stem` / `input_size` do not fit `model`, else None: TrainConfig.validate's check."""
-    if stem != "auto" and model not in BACKBONES:
-        return "stem", (f"config key 'stem': '{stem}' applies to the torchvision backbones only "
-                        f"({', '.join(BACKBONES)}); model '{model}' has its own stem: leave stem auto")
-    if model == "resnet18_cifar" and stem == "imagenet":
-        return "stem", ("config key 'stem': resnet18_cifar always has the CIFAR stem; "
-                        "model resnet18 has the ImageNet one")
-    if input_size and input_size < 32:
-        return "input_size", f"config key 'input_size': {input_size} is too small; 0 (feed 32x32 as is) or at least 32"
-    if input_size and model not in RESIZABLE:
-        return "input_size", (f"config key 'input_size': model '{model}' is built for 32x32 inputs; "
-                               f"input_size applies to {', '.join(RESIZABLE)}")
-    return None
-
-
+assert tuple(MODELS) == NAMES, "trainables/model_table.py names the models this file builds"
 def build_model(name: str, pretrained: bool = False, weights_path: str = "", stem: str = "auto",
                 input_size: int = 0) -> nn.Module:
     if name in BACKBONES:

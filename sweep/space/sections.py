@@ -120,7 +120,7 @@ def _factor(value: Any, path: str) -> int | float:
 
 
 def _tta(value: Any, path: str) -> str:
-    from trainables.inference import TTA_MODES, tta_cost
+    from trainables.tta_views import TTA_MODES, tta_cost
 
     text = string(value, path)
     if text not in TTA_MODES:
