@@ -56,6 +56,9 @@ def rank_value(t: TrialOutcome, spec) -> float | None:
 def trial_rows(run: SweepRun, spec) -> list[dict[str, Any]]:
     """One row per trial: id, status, epochs, every hyperparameter, final and best metric, time, error."""
     rows = []
+    ranked = {spec.metric, *(o.metric for o in getattr(spec, "objectives", ()))}
+    # Clean and corrupted validation accuracy side by side, whichever of them ranks the trials.
+    beside = [m for m in ("val_acc", "ood_val_acc") if m not in ranked and any(m in t.metrics for t in run.trials)]
     for t in run.trials:
         best = best_value(t, spec)
         final = t.metrics.get(spec.metric) if t.status is not Status.ERRORED else None
@@ -65,6 +68,7 @@ def trial_rows(run: SweepRun, spec) -> list[dict[str, Any]]:
             f"final_{spec.metric}": final if _finite(final) else "",
             f"best_{spec.metric}": best if best is not None else "",
             **{f"final_{o.metric}": t.metrics.get(o.metric, "") for o in getattr(spec, "objectives", ())[1:]},
+            **{f"final_{m}": t.metrics.get(m, "") for m in beside},
             "time_s": round(t.wall_s, 2),
             "error": t.error,
         })

@@ -234,3 +234,12 @@ def test_fetch_weights_downloads_each_row_once_into_the_hub_cache(tmp_path, monk
     paths = models.fetch_weights(["regnet_y_1_6gf"])
     url = torchvision.models.get_weight(BACKBONES["regnet_y_1_6gf"].weights).url
     assert calls == [url] and paths == {"regnet_y_1_6gf": str(tmp_path / "checkpoints" / url.rsplit("/", 1)[1])}
+
+
+def test_the_model_table_names_exactly_the_models_built():
+    """trainables/model_table.py (no torch: config checks) and trainables/models.py (the builders) agree."""
+    from trainables import model_table
+
+    assert tuple(MODELS) == model_table.NAMES
+    assert set(model_table.BACKBONES) <= set(MODELS) and set(PRETRAINED) <= set(MODELS)
+

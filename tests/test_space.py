@@ -530,3 +530,17 @@ def test_config_error_carries_its_key_through_pickling(raw, key):
     assert info.value.key == key
     again = pickle.loads(pickle.dumps(info.value))  # Ray ships trial errors between processes
     assert again.key == key and str(again) == str(info.value)
+
+
+@pytest.mark.parametrize("path", FILES, ids=IDS)
+def test_checking_a_space_imports_neither_torch_nor_ray(path):
+    """A bad YAML file or flag answers at once (exit 2 in a tenth of a second): the checks read the model table
+    and the TTA views, not torch; Ray starts only once every input is checked."""
+    import subprocess
+    import sys
+
+    code = (f"import sys; from sweep.space import load_space; load_space({path!r}, {{}}); "
+            f"load_space({path!r}, {{}}, smoke=True); print(sorted(m for m in ('torch', 'ray') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

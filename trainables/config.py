@@ -8,11 +8,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import sys
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from .errors import ConfigError, did_you_mean
-from .model_table import NAMES, PRETRAINED, STEMS, option_error
+from . import model_table
+from .model_table import PRETRAINED, STEMS, option_error
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("cosine", "onecycle", "step", "none")
@@ -99,7 +101,7 @@ class TrainConfig:
         return TrainConfig.from_dict(self.to_dict(), **changes)
 
     def validate(self) -> None:
-        _choice("model", self.model, NAMES)
+        _choice("model", self.model, _model_names())
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("scheduler", self.scheduler, SCHEDULERS)
         _choice("auto_augment", self.auto_augment, AUTO_AUGMENTS)
@@ -151,6 +153,13 @@ class TrainConfig:
         problem = option_error(self.model, self.stem, self.input_size)
         if problem:
             raise ConfigError(problem[1], key=problem[0])
+
+
+def _model_names() -> tuple[str, ...]:
+    """The registry's names: trainables.models.MODELS once it is loaded (a program or a test may register a model
+    there), else the table's, which needs no torch (checking a YAML file or a flag stays instant)."""
+    loaded = sys.modules.get(__package__ + ".models")
+    return tuple(loaded.MODELS) if loaded is not None and hasattr(loaded, "MODELS") else model_table.NAMES
 
 
 _TRUE = {"true", "yes", "on", "1"}

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from .errors import WeightsError, first_line
-from .model_table import BACKBONES, NAMES, PRETRAINED, RESIZABLE, STEMS, Backbone, option_error  # noqa: F401
+from .model_table import BACKBONES, PRETRAINED, RESIZABLE, STEMS, Backbone, option_error  # noqa: F401
 
 NUM_CLASSES = 100
 
@@ -245,7 +245,6 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     **{name: partial(torchvision_backbone, name) for name in BACKBONES},
     "efficientnet_lite0": lambda pretrained=False, weights_path="": EfficientNetLite0(pretrained, weights_path),
 }
-assert tuple(MODELS) == NAMES, "trainables/model_table.py names the models this file builds"
 def build_model(name: str, pretrained: bool = False, weights_path: str = "", stem: str = "auto",
                 input_size: int = 0) -> nn.Module:
     if name in BACKBONES:

@@ -51,6 +51,14 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+FAULT_KINDS = ("raise", "oom_gpu", "oom_host", "kill", "nan", "inf")
+
+
+def _fault_names(table):
+    """The names a config may use (trainables/model_table.py: checked with no torch in the driver)."""
+    table.NAMES = (*table.NAMES, *(f"fault_{kind}" for kind in FAULT_KINDS))
+
+
 def _fault_models(models):
     import signal
 
@@ -99,7 +107,7 @@ def _fault_models(models):
                 return out + mask
             return out
 
-    for kind in ("raise", "oom_gpu", "oom_host", "kill", "nan", "inf"):
+    for kind in FAULT_KINDS:
         models.MODELS[f"fault_{kind}"] = lambda pretrained=False, weights_path="", kind=kind: Faulty(kind)
 
 
@@ -126,6 +134,7 @@ def _enospc(atomic):
 
 
 if os.environ.get("FAULT_DIR"):
+    HOOKS["trainables.model_table"] = _fault_names
     HOOKS["trainables.models"] = _fault_models
 if os.environ.get("FAULT_ENOSPC"):
     HOOKS["trainables.atomic"] = _enospc
