@@ -146,3 +146,38 @@ def test_disk_full_on_resume_keeps_every_result(chain):
     after = _digests(chain["results"])
     after.pop("sweep.json"), before.pop("sweep.json")  # rewritten on every run (its command and time)
     assert after == before
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 75)], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_ray_starts_in_the_background(sig, status, synth_npz, tmp_path):
+    """Ray starts in a thread while the driver reads the data: a Ctrl-C or a scheduler's TERM then ends the run at
+    once with its exit status, says nothing was started, and leaves no process of its session behind."""
+    space = write_space(tmp_path, name="early")
+    cmd = [sys.executable, os.path.join(ROOT, "orchestrator.py"), "--space", space, "--data", synth_npz,
+           "--results-dir", str(tmp_path / "results"), "--wandb", "off", "--cpus", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in proc.stdout:
+            if line.startswith("[sweep] reading "):  # Ray's thread has just been started
+                break
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        sent = time.time()
+        out = proc.communicate(timeout=120)[0]
+        took = time.time() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == status, out
+    assert "Nothing was started" in out and "Traceback" not in out, out
+    assert took < 20, took
+    deadline = time.time() + 10  # Ray's processes end with the thread that started them
+    while time.time() < deadline:
+        left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        if not left:
+            break
+        time.sleep(0.5)
+    assert not left, subprocess.run(["ps", "-o", "pid,args", "-p", ",".join(left)], capture_output=True,
+                                    text=True).stdout
