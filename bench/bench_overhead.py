@@ -2,6 +2,7 @@
 
     python bench/bench_overhead.py --data ../shared/data/cifar100.npz [--trials 6] [--concurrent 1 2 4]
                                    [--wandb off offline]
+    python bench/bench_overhead.py --data ../shared/data/cifar100.npz --ray-daemons   # Ray's own start, alone
 
 Reports, per tracking mode and concurrency: wall time, time inside epochs, the one-time start-up (process
 start to the first trial's first step, plus the end: last trial done to exit) and the overhead per trial slot
@@ -107,6 +108,48 @@ def orchestrated(data: str, n: int, concurrent: int, wandb: str = "off") -> dict
             "startup_at_s": {k: round(v - t0, 2) for k, v in at.items() if v is not None}}
 
 
+def ray_daemons(wait_s: float = 4.0) -> dict:
+    """Ray's own share of the start-up: `ray_adapter.start` timed alone, then, `wait_s` later, the CPU seconds each
+    process Ray started has used (its daemons, its idle workers) and the driver's own."""
+    from sweep import ray_adapter
+
+    t0 = time.time()
+    ray_adapter.start(None, num_cpus=2)
+    started_s = time.time() - t0
+    time.sleep(wait_s)
+    rows = {f"{pid} {name}": cpu for pid, name, cpu in _descendants_cpu(os.getpid())}
+    me = os.times()
+    return {"ray_start_s": round(started_s, 2), "cpu_s_by_process": rows,
+            "ray_processes_cpu_s": round(sum(rows.values()), 2), "driver_cpu_s": round(me.user + me.system, 2)}
+
+
+def _descendants_cpu(root: int) -> list[tuple[int, str, float]]:
+    """(pid, command, CPU seconds) of every process under `root` (Linux: /proc)."""
+    tick, parent, info = os.sysconf("SC_CLK_TCK"), {}, {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline") as f:
+                cmd = f.read().replace("\0", " ").strip()
+        except OSError:
+            continue
+        parent[int(pid)] = int(fields[1])
+        args = cmd.split(" ")
+        script = args[0]
+        if os.path.basename(script).startswith("python"):  # a Python daemon: its script's name
+            script = next((a for a in args[1:] if a.endswith(".py")), script)
+        info[int(pid)] = (os.path.basename(script)[:60] or "?", (int(fields[11]) + int(fields[12])) / tick)
+    def under(pid: int) -> bool:
+        while pid in parent and pid > 1:
+            pid = parent[pid]
+            if pid == root:
+                return True
+        return False
+
+    return [(pid, *info[pid]) for pid in sorted(info) if under(pid)]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True)
@@ -114,7 +157,12 @@ def main() -> None:
     p.add_argument("--concurrent", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--wandb", nargs="+", default=["off", "offline"], choices=["off", "offline"])
     p.add_argument("--no-loop", action="store_true", help="skip the plain-loop reference")
+    p.add_argument("--ray-daemons", action="store_true",
+                   help="only measure Ray's own start: its wall time and the CPU seconds of the processes it starts")
     a = p.parse_args()
+    if a.ray_daemons:
+        print(json.dumps(ray_daemons(), indent=1))
+        return
     data = os.path.abspath(a.data)
     out = {"trials": a.trials, "load_avg_before": os.getloadavg()}
     if not a.no_loop:
