@@ -145,7 +145,8 @@ def _read_cifar_pickle(path: str) -> tuple[np.ndarray, np.ndarray]:
             d = _CifarUnpickler(f, encoding="latin1").load()
         d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
         data, labels = np.asarray(d["data"]), np.asarray(d["fine_labels"])
-    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, ValueError, TypeError) as exc:
+    except (pickle.UnpicklingError, EOFError, KeyError, AttributeError, ValueError, TypeError, IndexError,
+            OverflowError, MemoryError) as exc:  # what random bytes can raise in the unpickler (OverflowError: seen)
         raise DataError(f"CIFAR-100 file '{path}' is not a CIFAR-100 python pickle "
                         f"({type(exc).__name__}: {exc})") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
