@@ -40,6 +40,7 @@ sys.path.insert(0, ROOT)
 
 from sweep.api import SweepRequest  # noqa: E402
 from sweep.api import run_sweep as run_api  # noqa: E402
+from trainables import atomic  # noqa: E402
 
 PROXY = os.path.join(ROOT, "search_spaces", "proxy.yaml")
 DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "cifar100.npz")
@@ -96,13 +97,9 @@ def say(msg: str) -> None:
 
 # ---------------------------------------------------------------- running sweeps
 
-def run_sweep(name: str, overrides: dict, args) -> dict:
-    """One orchestrator.py run on a generated YAML; skipped when its bench.json says it finished."""
-    import yaml
-
-    from sweep.space import load_space
-
-    folder = os.path.join(args.out, "sweeps", name)
+def finished_run(folder: str) -> dict | None:
+    """A sweep folder's bench.json when that run finished (exit 0); else None, the partial folder removed so the
+    run starts again."""
     marker = os.path.join(folder, "bench.json")
     if os.path.exists(marker):
         with open(marker) as f:
@@ -110,12 +107,31 @@ def run_sweep(name: str, overrides: dict, args) -> dict:
         if done["rc"] == 0:
             return done
     if os.path.exists(folder):
-        shutil.rmtree(folder)  # a partial run: start it again
-    spec = load_space(args.space, {**overrides, "name": name, "data.path": os.path.abspath(args.data)})
-    space = os.path.join(args.out, "spaces", f"{name}.yaml")
-    os.makedirs(os.path.dirname(space), exist_ok=True)
-    with open(space, "w") as f:
+        shutil.rmtree(folder)
+    return None
+
+
+def write_space(spec, path: str) -> str:
+    """The validated space as a YAML file orchestrator.py reads (the benchmark's generated variants)."""
+    import yaml
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic.open_writer(path) as f:
         yaml.safe_dump(spec.yaml_form(), f, sort_keys=False)
+    return path
+
+
+def run_sweep(name: str, overrides: dict, args) -> dict:
+    """One orchestrator.py run on a generated YAML; skipped when its bench.json says it finished."""
+    from sweep.space import load_space
+
+    folder = os.path.join(args.out, "sweeps", name)
+    marker = os.path.join(folder, "bench.json")
+    done = finished_run(folder)
+    if done:
+        return done
+    spec = load_space(args.space, {**overrides, "name": name, "data.path": os.path.abspath(args.data)})
+    space = write_space(spec, os.path.join(args.out, "spaces", f"{name}.yaml"))
     argv = ["--space", space, "--no-retrain", "--wandb", "off", "--results-dir", os.path.join(args.out, "sweeps"),
             "--cpus", str(args.cpus)]
     request = SweepRequest(space=space, retrain=False, wandb="off", results_dir=os.path.join(args.out, "sweeps"),
@@ -129,8 +145,7 @@ def run_sweep(name: str, overrides: dict, args) -> dict:
             "command": "python orchestrator.py " + " ".join(argv)}
     if rc == 0 and not os.path.exists(os.path.join(folder, "history.csv")):
         done["rc"], done["error"] = -1, "exit 0 but no history.csv"
-    with open(marker, "w") as f:
-        json.dump(done, f, indent=1)
+    atomic.write_json(marker, done)
     if rc == 130:  # orchestrator's exit on Ctrl-C: stop the bench too; this sweep reruns next time
         raise KeyboardInterrupt
     say(f"sweep {name}: exit {done['rc']} after {done['wall_s']:.0f}s" +

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 
@@ -31,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from bench_search import _orchestrate, best_curve, first_reach  # noqa: E402
+from bench_search import _orchestrate, best_curve, finished_run, first_reach, say, write_space  # noqa: E402
 
 from sweep.api import SweepRequest  # noqa: E402
 from trainables import atomic  # noqa: E402
@@ -43,29 +42,16 @@ SUMMARY = os.path.join(ROOT, "bench", "warm_start.json")
 NEIGHBOUR = {"params.lr.low": 2.0e-3, "params.weight_decay.high": 3.0e-2, "params.mixup_alpha.high": 0.5}
 
 
-def say(msg: str) -> None:
-    print(f"[bench] {time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}: {msg}", flush=True)
-
-
 def sweep(name: str, overrides: dict, args, warm: tuple = ()) -> dict:
-    import yaml
-
     from sweep.space import load_space
 
     folder = os.path.join(args.out, name)
     marker = os.path.join(folder, "bench.json")
-    if os.path.exists(marker):
-        with open(marker) as f:
-            done = json.load(f)
-        if done["rc"] == 0:
-            return done
-    if os.path.exists(folder):
-        shutil.rmtree(folder)  # a partial run: start again
+    done = finished_run(folder)
+    if done:
+        return done
     spec = load_space(PROXY, {**overrides, "name": name, "data.path": os.path.abspath(args.data)})
-    space = os.path.join(args.out, "spaces", f"{name}.yaml")
-    os.makedirs(os.path.dirname(space), exist_ok=True)
-    with open(space, "w") as f:
-        yaml.safe_dump(spec.yaml_form(), f, sort_keys=False)
+    space = write_space(spec, os.path.join(args.out, "spaces", f"{name}.yaml"))
     argv = ["--space", space, "--no-retrain", "--wandb", "off", "--results-dir", args.out, "--cpus", str(args.cpus)]
     for w in warm:
         argv += ["--warm-start", w]
