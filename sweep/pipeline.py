@@ -152,7 +152,7 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
         check_ood_dir(spec.data.ood_dir)
     # Every input is checked: Ray's processes boot (seconds, mostly waiting) while this thread reads the data.
     ray_started = _start_ray(req.address, req.cpus, os.path.join(folder, "logs"))
-    from trainables.data import fingerprint, load_arrays  # torch: imported while Ray starts
+    from trainables.data import fingerprint, load_arrays  # numpy only: torch would take CPU from Ray's start
 
     background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-fingerprint")
     fp_future = background.submit(fingerprint, data_path) if os.path.isfile(data_path) else None

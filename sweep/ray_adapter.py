@@ -10,11 +10,11 @@ import logging
 import os
 import resource
 import signal
+import sys
 import tempfile
 import time
 from typing import Any
 
-import torch
 from pyarrow.fs import FileSelector, FileType
 
 from trainables.config import TrainConfig
@@ -37,9 +37,15 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # Ray's usage statistics go to Ray's servers: off unless the user turns them on (RAY_USAGE_STATS_ENABLED=1).
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Tune's default loggers: its CSV and JSON records are kept (passed in run_sweep); its TensorBoard logger is not:
+# tensorboardX imports torch in the driver as fit() starts (1.2 s of CPU before the first trial's worker is asked
+# for, measured), and trials are compared in wandb and the results folder.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
+from ray.tune.execution import class_cache as _tune_class_cache  # noqa: E402
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
 from ray.tune.result import AUTO_RESULT_KEYS  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
@@ -50,6 +56,11 @@ if os.environ["RAY_USAGE_STATS_ENABLED"] == "0":
 
     if hasattr(_air_usage, "tag_callbacks"):
         _air_usage.tag_callbacks = lambda callbacks: False
+
+# Tune gives its trial actors a runtime env of their own ({"env_vars": {"PL_DISABLE_FORK": "1"}}, for PyTorch
+# Lightning, which nothing here uses). Ray hands the idle workers it starts with itself only to tasks and actors
+# whose env is empty, so each first trial waited for a new process to boot: 0.5 s of the start-up (BENCHMARKS.md).
+getattr(_tune_class_cache, "DEFAULT_ENV_VARS", {}).pop("PL_DISABLE_FORK", None)
 
 # What Tune adds to every result: dropped at the boundary, so no Ray name reaches results files or trackers.
 _RAY_KEYS = frozenset(AUTO_RESULT_KEYS) | {"done", "trial_id", "experiment_tag", "should_checkpoint",
@@ -124,6 +135,8 @@ def call_where_gpu(fn, *args, **kwargs):
     """fn(*args, **kwargs) where a GPU is: here when this process has one (or the cluster has none), else as a
     Ray task holding one GPU (a cluster whose head node has no GPU: the retrain must not run on its CPU).
     Exceptions come back as fn raised them; Ctrl-C here cancels the task."""
+    import torch
+
     if torch.cuda.is_available() or not ray.is_initialized() or cluster_resources()["gpu"] < 1:
         return fn(*args, **kwargs)
     ref = ray.remote(num_gpus=1, max_retries=0)(fn).remote(*args, **kwargs)
@@ -148,6 +161,8 @@ def cluster_resources() -> dict:
 def _load_state(checkpoint) -> dict | None:
     if checkpoint is None:
         return None
+    import torch
+
     with checkpoint.as_directory() as d:
         return torch.load(os.path.join(d, CKPT_FILE), map_location="cpu", weights_only=True)
 
@@ -183,6 +198,8 @@ def _process_started() -> float | None:
 
 def _trial(config: dict, data=None, extra_val=None, checkpoint_every: int = 1) -> None:
     _profile("trial_called")  # the worker process has imported Ray, Tune and this module
+    import torch
+
     from trainables.engine import train
 
     _profile("trial_start")
@@ -335,6 +352,8 @@ def _drop_weights_keep_folders(fs, trial_dir: str) -> None:
     mark and trains nothing, and _complete_history still finds its epochs."""
     import io
 
+    import torch
+
     for info in fs.get_file_info(FileSelector(trial_dir, allow_not_found=True)):
         if info.type != FileType.Directory or not info.base_name.startswith("checkpoint_"):
             continue
@@ -378,6 +397,7 @@ def _stand_in_for_deleted_checkpoints(exp_path: str) -> None:
     holding the epochs it had, so the trial restores and _catch_up replays the newest from its saved metrics."""
     import io
 
+    import torch
     from pyarrow.fs import FileSystem, LocalFileSystem
 
     fs, root = FileSystem.from_uri(exp_path) if "://" in exp_path else (LocalFileSystem(), exp_path)
@@ -542,7 +562,7 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
                 reuse_actors=True,  # a fresh worker per trial re-imports torch: seconds each on a laptop
             ),
             run_config=tune.RunConfig(
-                name=spec.name, storage_path=storage_path, verbose=0, callbacks=[_Events()],
+                name=spec.name, storage_path=storage_path, verbose=0, callbacks=[_Events(), CSVLoggerCallback(), JsonLoggerCallback()],
                 # 1, not more: Tune saves and syncs its experiment state to the results folder after every
                 # num_to_keep checkpoints of a trial (else every >= 10 s), so after each epoch of any trial a
                 # kill -9 loses nothing Tune knew. (_catch_up covers the moment between the two.)
@@ -552,7 +572,7 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
         )
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)}
     try:
-        _profile("tune_fit")
+        _profile("tune_fit", torch_loaded="torch" in sys.modules)  # the driver leaves the CPU to Ray and the trials
         grid = tuner.fit()
     finally:
         for s, h in previous.items():

@@ -21,7 +21,8 @@ def sweep_dir(tmp_path_factory, synth_npz):
                           str(tmp / "ood"), "--subset", "10"], capture_output=True, text=True, cwd=ROOT)
     assert gen.returncode == 0, gen.stderr[-2000:]
     proc = orchestrate("--space", space, "--data", synth_npz, "--results-dir", str(tmp / "results"),
-                       "--wandb", "offline", "--cpus", "2", "--ood-dir", str(tmp / "ood"))
+                       "--wandb", "offline", "--cpus", "2", "--ood-dir", str(tmp / "ood"),
+                       env={"SWEEP_PROFILE": str(tmp / "profile.jsonl")})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (tmp / "console.txt").write_text(proc.stdout + "\n---stderr---\n" + proc.stderr)
     return tmp / "results" / "e2e"
@@ -59,6 +60,20 @@ def test_trials_ran_concurrently(sweep_dir):
         spans[h["trial_id"]] = (min(lo, end - took), max(hi, end))
     s = sorted(spans.values())
     assert any(b[0] < a[1] for a, b in zip(s, s[1:])), "no two trials overlapped in time"
+
+
+def test_the_start_up_leaves_the_cpu_to_ray_and_the_first_trial(sweep_dir):
+    """Issue 16's start-up: the driver reads the data without torch (its import took CPU from Ray's start), Tune's
+    TensorBoard logger (which imports torch) is off while its CSV and JSON records stay, and the first trial runs
+    in a worker Ray started with itself, not in a process it starts when Tune asks for one."""
+    events = [json.loads(line) for line in (sweep_dir.parent.parent / "profile.jsonl").read_text().splitlines()]
+    fit = next(e for e in events if e["event"] == "tune_fit")
+    assert fit["torch_loaded"] is False
+    first = min((e for e in events if e["event"] == "trial_called"), key=lambda e: e["t"])
+    assert first["process_started"] < fit["t"], "the first trial's worker was created after Tune asked for it"
+    trial_dirs = [p for p in (sweep_dir / "ray" / "e2e").iterdir() if p.is_dir() and p.name.startswith("trial_")]
+    assert trial_dirs and all((p / "result.json").is_file() and (p / "progress.csv").is_file() for p in trial_dirs)
+    assert not list((sweep_dir / "ray").rglob("events.out.tfevents*"))
 
 
 def test_best_json_is_enough_to_retrain(sweep_dir):

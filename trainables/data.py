@@ -15,7 +15,6 @@ import zlib
 from typing import NamedTuple
 
 import numpy as np
-import torch
 
 from .errors import DataError
 
@@ -33,6 +32,8 @@ SPLIT_SEED = 0
 
 def normalize(x_uint8_nchw: torch.Tensor) -> torch.Tensor:
     """uint8 NCHW -> float32 normalised exactly as the official evaluation does (x/255, mean/std)."""
+    import torch  # here: the sweep's driver reads the data without torch (its import would slow Ray's start)
+
     mean = torch.tensor(MEAN, device=x_uint8_nchw.device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=x_uint8_nchw.device).view(1, 3, 1, 1)
     return (x_uint8_nchw.float().div_(255) - mean) / std
