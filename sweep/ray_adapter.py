@@ -562,7 +562,8 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
                 reuse_actors=True,  # a fresh worker per trial re-imports torch: seconds each on a laptop
             ),
             run_config=tune.RunConfig(
-                name=spec.name, storage_path=storage_path, verbose=0, callbacks=[_Events(), CSVLoggerCallback(), JsonLoggerCallback()],
+                name=spec.name, storage_path=storage_path, verbose=0,
+                callbacks=[_Events(), CSVLoggerCallback(), JsonLoggerCallback()],
                 # 1, not more: Tune saves and syncs its experiment state to the results folder after every
                 # num_to_keep checkpoints of a trial (else every >= 10 s), so after each epoch of any trial a
                 # kill -9 loses nothing Tune knew. (_catch_up covers the moment between the two.)

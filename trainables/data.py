@@ -12,11 +12,14 @@ import os
 import pickle
 import zipfile
 import zlib
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from .errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 # The challenge's OOD evaluation normalises with these (CHALLENGE.md); training must match or OOD collapses.
 MEAN = (0.5071, 0.4867, 0.4408)
@@ -32,7 +35,7 @@ SPLIT_SEED = 0
 
 def normalize(x_uint8_nchw: torch.Tensor) -> torch.Tensor:
     """uint8 NCHW -> float32 normalised exactly as the official evaluation does (x/255, mean/std)."""
-    import torch  # here: the sweep's driver reads the data without torch (its import would slow Ray's start)
+    import torch  # here: the sweep's driver reads the data without torch (its import slowed Ray's start)
 
     mean = torch.tensor(MEAN, device=x_uint8_nchw.device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=x_uint8_nchw.device).view(1, 3, 1, 1)
