@@ -8,7 +8,8 @@ Reports, per tracking mode and concurrency: wall time, time inside epochs, the o
 start to the first trial's first step, plus the end: last trial done to exit) and the overhead per trial slot
 beyond it: ((last trial done - first trial started) x concurrent - time in epochs) / trials, from the phase
 times each trial writes (SWEEP_PROFILE, sweep/ray_adapter.py). Also peak memory (RSS) of the driver and of
-each trial process. Each trial: small_cnn, 2 epochs on a 2,000-image stratified subset.
+each trial process. Each trial: small_cnn, 2 epochs on a 2,000-image stratified subset. For comparison, a plain
+script's own start-up: launch to torch, the training code and the data ready, in a fresh process.
 """
 from __future__ import annotations
 
@@ -70,6 +71,20 @@ def plain_loop(data: str, n: int) -> dict:
     wall = time.time() - t0
     return {"wall_s": wall, "train_s": train_s, "per_trial_s": wall / n,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def plain_start(data: str, runs: int = 3) -> list[float]:
+    """What a plain script needs before its first step, from launch (a fresh process each run): torch and the
+    training code imported (torch's compiler stack comes with them), the data read. The orchestrator's start-up
+    includes the same work: the rest is Ray's and Tune's."""
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from trainables.data import load_arrays; "
+            "load_arrays(sys.argv[2]); import torch, trainables.engine; print(time.time())")
+    out = []
+    for _ in range(runs):
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-c", code, ROOT, data], capture_output=True, text=True, check=True)
+        out.append(round(float(proc.stdout.split()[-1]) - t0, 2))
+    return out
 
 
 def orchestrated(data: str, n: int, concurrent: int, wandb: str = "off") -> dict:
@@ -168,6 +183,7 @@ def main() -> None:
     if not a.no_loop:
         loop = plain_loop(data, a.trials)
         out["loop"] = {**loop, "efficiency": loop["train_s"] / loop["wall_s"]}
+        out["plain_start_s"] = plain_start(data)
     rows = []
     for wandb in a.wandb:
         for conc in a.concurrent:
@@ -177,6 +193,9 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     out["orchestrator"] = rows
     print(json.dumps(out, indent=1))
+    if "plain_start_s" in out:
+        print(f"\nA plain script's start-up (launch to torch, training code and data ready; 3 fresh processes): "
+              f"{out['plain_start_s']} s")
     print("\n| wandb | concurrent | wall s | in epochs s | one-time start-up + finish s | overhead per trial slot s "
           "| load avg (1 min) |\n|---|---|---|---|---|---|---|")
     for r in rows:

@@ -167,6 +167,9 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
         say(track.note)
     fp = fp_future.result() if fp_future else "torchvision-cifar-100"
     cluster = ray_started.result()  # Ray's own errors (a bad --address) surface here, as before
+    # Ray's core installs a C-level SIGTERM handler of its own as it connects (it prints a stack and kills the
+    # process); started in a thread, Python could not put ours back: set again here, a TERM still stops resumably.
+    signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGTERM))
     ray_adapter = _ray_adapter()
     say(f"Ray {'cluster ' + req.address if req.address else 'started locally'}: "
         f"{cluster['cpu']:g} CPUs, {cluster['gpu']:g} GPUs, {cluster['nodes']} node(s); its own log: "

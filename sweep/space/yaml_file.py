@@ -41,13 +41,23 @@ def read_yaml(text: str, shown: str) -> Any:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
+        where = f"{shown}:{_line_col(text, mark.index)}" if mark else shown
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise SpaceError(f"{where}: YAML syntax error: {what}") from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow: where it is, on one line
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - text.rfind("\n", 0, exc.position)
-        raise SpaceError(f"{shown}:{line}:{column}: YAML syntax error: character {exc.character!r} is not allowed "
-                         f"in YAML") from None
+        raise SpaceError(f"{shown}:{_line_col(text, exc.position)}: YAML syntax error: character "
+                         f"{_char(exc.character)} is not allowed in YAML") from None
     except yaml.YAMLError as exc:
         raise SpaceError(f"{shown}: YAML syntax error: {' '.join(str(exc).split())}") from None
+
+
+def _char(c) -> str:
+    """PyYAML's ReaderError gives the character's code point (an int) for text, the byte for undecodable input."""
+    return f"U+{c:04X}" if isinstance(c, int) else repr(c)
+
+
+def _line_col(text: str, index: int) -> str:
+    """LINE:COLUMN of a character, lines ending at newlines as an editor shows them (YAML's own marks also break
+    lines at \\x85, \\u2028 and \\u2029, so its line numbers could run past the file's last line)."""
+    line, start = text.count("\n", 0, index) + 1, text.rfind("\n", 0, index)
+    return f"{line}:{index - start}"
