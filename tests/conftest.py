@@ -6,6 +6,7 @@ coloured square at its own place on a noisy background.
 from __future__ import annotations
 
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -17,6 +18,12 @@ from trainables.config import TrainConfig
 
 REAL_NPZ = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar100.npz")
 SYNTH_CLASSES = np.arange(0, 100, 10)  # 10 classes -> chance is 10%
+
+# A test run started in the background by a non-interactive shell (`make test &`) inherits SIGINT ignored, and
+# so would every process it starts (Python then installs no Ctrl-C handler): the tests that send a Ctrl-C to an
+# orchestrator would see it ignored. With a handler here, the processes the tests start get the default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
