@@ -167,9 +167,7 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
         say(track.note)
     fp = fp_future.result() if fp_future else "torchvision-cifar-100"
     cluster = ray_started.result()  # Ray's own errors (a bad --address) surface here, as before
-    # Ray's core installs a C-level SIGTERM handler of its own as it connects (it prints a stack and kills the
-    # process); started in a thread, Python could not put ours back: set again here, a TERM still stops resumably.
-    signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGTERM))
+    _take_back_sigterm()
     ray_adapter = _ray_adapter()
     say(f"Ray {'cluster ' + req.address if req.address else 'started locally'}: "
         f"{cluster['cpu']:g} CPUs, {cluster['gpu']:g} GPUs, {cluster['nodes']} node(s); its own log: "
@@ -295,6 +293,15 @@ def torch_has_gpu() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def _take_back_sigterm() -> None:
+    """Ray's core sets a C-level SIGTERM handler of its own as it connects (it prints a C++ stack, then ends the
+    process); started in a thread, Ray could not have ours put back. Set again from the main thread, a TERM stops
+    resumably. (Not the main thread: an embedding program's handlers are its own.)"""
+    handler = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread() and handler is not None:
+        signal.signal(signal.SIGTERM, handler)
 
 
 @contextlib.contextmanager
