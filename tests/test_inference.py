@@ -10,8 +10,8 @@ import torch.nn.functional as nnf
 from conftest import TinyNet
 from trainables.data import normalize
 from trainables.errors import ConfigError
-from trainables.inference import (TTA_MODES, TTA_VIEWS, TestTimeAugment, predict, predict_logits_batches,
-                                  predict_probs, tta_cost, with_tta)
+from trainables.inference import TestTimeAugment, predict, predict_logits_batches, predict_probs, with_tta
+from trainables.tta_views import TTA_MODES, TTA_VIEWS, tta_cost
 
 
 class Spy(torch.nn.Module):

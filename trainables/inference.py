@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as nnf
 
 from .data import MEAN, STD, normalize
-from .tta_views import SHIFT, TTA_MODES, TTA_VIEWS, check_tta, tta_cost  # noqa: F401
+from .tta_views import TTA_VIEWS, check_tta
 
 class TestTimeAugment(torch.nn.Module):
     """Wraps a logits model: forward(normalised NCHW batch) -> log of the views' mean softmax probabilities.
