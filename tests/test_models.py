@@ -15,7 +15,8 @@ import torch
 from trainables import models
 from trainables.config import TrainConfig
 from trainables.errors import WeightsError
-from trainables.models import BACKBONES, MODELS, PRETRAINED, RESIZABLE, Resize, build_model, head_parameters
+from trainables.model_table import PRETRAINED, RESIZABLE
+from trainables.models import BACKBONES, MODELS, Resize, build_model, head_parameters
 
 REGISTERED = list(MODELS)  # read at import: test-only models added by fixtures are not in here
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from .errors import WeightsError, first_line
-from .model_table import BACKBONES, PRETRAINED, RESIZABLE, STEMS, Backbone, option_error  # noqa: F401
+from .model_table import BACKBONES, Backbone
 
 NUM_CLASSES = 100
 
