@@ -202,7 +202,8 @@ def ood_set(args, scratch: str) -> tuple[str, str, int, float]:
 def sweep_command(args, data: str, results: str) -> list[str]:
     # params.warmup_epochs.high: the part file's 5 must stay below fixed.epochs (the space loader checks it).
     sets = (["trials.num_samples=2", "trials.max_concurrent=2", "fixed.epochs=2", "params.warmup_epochs.high=1",
-             "fixed.subset=300", "fixed.model=simple_cnn", "asha.grace_period=1", "resources.cpu=1"] if args.tiny else
+             "fixed.subset=300", "ood_val.images=30", "fixed.model=simple_cnn", "asha.grace_period=1",
+             "resources.cpu=1"] if args.tiny else
             ["trials.num_samples=6", "trials.max_concurrent=2", "fixed.epochs=3", "params.warmup_epochs.high=2",
              "asha.grace_period=1", "resources.cpu=4"])
     if args.device == "cpu":

@@ -15,6 +15,7 @@
 
 EXIT_USAGE=2
 EXIT_RESUME=75
+EXIT_NO_MODEL=3  # the orchestrator's: no trial produced a model, or the retrain diverged (1: it crashed)
 
 die() { echo "error: $*" >&2; exit "$EXIT_USAGE"; }
 say() { echo "[chain] $*"; }
@@ -172,6 +173,10 @@ the orchestrator's start plus one epoch; ask for more wall-clock time (or lower 
       write_status stopped "$LINK" "$SCHED_JOB_ID" "$rc"
       local why="the orchestrator exited $rc"
       (( rc == EXIT_RESUME )) && why=${stalled:-"MAX_RESUBMITS=$MAX_RESUBMITS resubmissions used up"}
+      (( rc == EXIT_NO_MODEL )) && why="the sweep produced no model (the orchestrator exited $rc: its last line \
+above names the commonest error; every trial's is in $RESULTS_DIR/$SWEEP_NAME/trials.csv)"
+      (( rc == EXIT_USAGE )) && why="bad input or a mistake every trial makes (the orchestrator exited $rc: its \
+last line above says what to fix)"
       say "chain stopped: $why. Continue it, with the same settings otherwise: RESUME=1 SPACE=$SPACE \
 RESULTS_DIR=$RESULTS_DIR bash $SCRIPT"
     fi
@@ -233,7 +238,7 @@ run_forwarding() {
   done
   wait "$pid" 2>/dev/null; RC=$?
   trap - USR1 USR2 TERM INT
-  if [[ -n $SIGNALLED ]] && (( RC != 0 && RC != EXIT_RESUME && RC != EXIT_USAGE )); then
+  if [[ -n $SIGNALLED ]] && (( RC != 0 && RC != EXIT_RESUME && RC != EXIT_USAGE && RC != EXIT_NO_MODEL )); then
     # The scheduler was ending the job: whatever that cut short is resumable, as after a kill -9.
     say "the orchestrator exited $RC after SIG$SIGNALLED from the scheduler: counted as not finished"
     RC=$EXIT_RESUME
@@ -271,6 +276,13 @@ start_ray_cluster() {
   RAY_HEAD_IP=${RAY_HEAD_IP:-$(node_ip "$head")} || fail "host $head (from the scheduler) has no IPv4 address here"
   RAY_TMP=$(mktemp -d "${RAY_TMPDIR:-/tmp}/ray-$SCHED_JOB_ID.XXXX")  # socket paths must stay under 108 bytes
   export RAY_AUTH_MODE=${RAY_AUTH_MODE:-token}
+  # Token mode needs a token every node and the orchestrator can read: Ray's own place is ~/.ray/auth_token
+  # (the home folder a cluster's nodes share). A fresh account has none, and `ray start --head` would refuse.
+  if [[ $RAY_AUTH_MODE == token && -z ${RAY_AUTH_TOKEN:-} && ! -s ${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token} ]]; then
+    "$ray" get-auth-token --generate > /dev/null && chmod 600 "$HOME/.ray/auth_token" \
+      || fail "could not make a Ray authentication token (ray get-auth-token --generate)"
+    say "made a Ray authentication token in ~/.ray/auth_token (readable by you only; every node reads it there)"
+  fi
   say "Ray head on $head ($RAY_HEAD_IP:$RAY_PORT, $slots CPUs); ${#lines[@]} hosts"
   "$ray" start --head --block --node-ip-address="$RAY_HEAD_IP" --port="$RAY_PORT" --num-cpus="$slots" \
       --include-dashboard=false --disable-usage-stats --temp-dir="$RAY_TMP" > "$CHAIN_DIR/ray-head.log" 2>&1 &

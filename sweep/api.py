@@ -5,7 +5,9 @@ exit codes; benchmarks and tests call `run_sweep` directly.
     out = run_sweep(SweepRequest(space="search_spaces/smoke.yaml", overrides={"data.path": "cifar100.npz"}))
     out.finished, out.folder, out.best["value"]
 
-Bad input raises `trainables.errors.UserError` (one line for a person); nothing is printed but progress.
+Bad input raises `trainables.errors.UserError` (one line for a person), also when the first trials all make the
+same config/data/weights mistake (the sweep is stopped there, resumably); nothing is printed but progress. A run
+that ends without a model says why in `no_model`.
 """
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ class SweepOutcome:
     best: dict | None = None  # best.json's content, once written
     trials: int = 0  # trials that ended
     planned: int = 0
+    no_model: str = ""  # why the run produced no model (every trial errored or ended without a finite metric,
+    # the retrain diverged): one line; the report and trials.csv are written, the CLI exits 1
 
     @property
     def interrupted(self) -> bool:

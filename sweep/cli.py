@@ -10,9 +10,21 @@ import sys
 from trainables import cli
 from trainables.errors import UserError
 
+EXIT_NO_MODEL = 3  # no model: every trial errored or had no finite metric, or the retrain diverged (1 is a crash)
 EXIT_USAGE = cli.EXIT_USAGE
 EXIT_RESUME = 75  # not finished: time limit or a scheduler's signal; run the printed command (job chains do)
 EXIT_INTERRUPTED = cli.EXIT_INTERRUPTED  # Ctrl-C
+
+
+EXIT_STATUSES = f"""exit status:
+  0    done: sweep, retrain, submission, report
+  {EXIT_NO_MODEL}    no model: every trial errored or ended without a finite metric, or the retrain diverged
+       (one line says the commonest error; trials.csv and the report are written)
+  {EXIT_USAGE}    bad input (a flag, the YAML, data, weights), or the first trials all made the same such
+       mistake (stopped there; --resume continues once it is fixed): one line, nothing computed is lost
+  {EXIT_RESUME}   not finished: --time-limit or a scheduler's signal; results so far are written, run the printed
+       command (--resume) to continue
+  {EXIT_INTERRUPTED}  Ctrl-C: every finished epoch kept; the command to continue is printed"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         "orchestrator.py",
         "Run a hyperparameter sweep for a CIFAR-100 classifier: YAML search space → Ray Tune "
         "(Optuna sampler + ASHA early stopping) → best config retrained → submission_ood.csv + report.",
+        epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--space", required=True, help="search space YAML (see search_spaces/README.md)")
     p.add_argument("--data", help="CIFAR-100 source: a .npz (x_train, y_train, x_test, y_test) or a torchvision "
@@ -166,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
                 signal.signal(sig, lambda signum, frame: None)
         state["started"] = outcome.started
+        if outcome.no_model:
+            print(f"error: {outcome.no_model}", file=sys.stderr)
+            return EXIT_NO_MODEL
         if outcome.finished or args.plan:
             return 0
         if outcome.stop_reason == "ctrl-c":  # the API caught it to save the results: the same message and status

@@ -29,10 +29,25 @@ class TrialOutcome:
     checkpoint: str | None  # its last saved training state (a path or URI), if any
     wall_s: float  # seconds the trial spent running, over all its attempts
     error: str = ""  # one line, for errored trials
+    failure: "Failure | None" = None  # the same, classified (errored trials)
 
     @property
     def epochs(self) -> int:
         return len(self.history) or int(self.metrics.get("epoch", 0) or 0)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a trial errored, as plain data (the adapter classifies Ray's wrapped exception): its one line, the
+    exception's class, and whether it is the user's mistake (a trainables UserError: config, data or weights),
+    which every trial of the sweep would make again, unlike a divergence, a lost worker or running out of memory."""
+
+    message: str
+    kind: str = ""
+    user: bool = False
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass
@@ -54,6 +69,7 @@ class StopReason(str, enum.Enum):
     CTRL_C = "ctrl-c"
     TIME_LIMIT = "time-limit"
     SIGNAL = "signal"  # a batch scheduler's warning before it kills the job (SIGTERM, SIGUSR1, SIGUSR2)
+    USER_ERROR = "user-error"  # the first trials all made the same config/data/weights mistake (sweep/fail_fast.py)
 
     def __str__(self) -> str:
         return self.value
@@ -77,7 +93,8 @@ class Listener:
 
     def on_result(self, trial_id: str, metrics: dict) -> None: ...
 
-    def on_end(self, trial_id: str, status: Status, metrics: dict, error: str) -> None: ...
+    def on_end(self, trial_id: str, status: Status, metrics: dict, error: "Failure | str") -> None:
+        """`error`: a Failure for an errored trial (str() is its one line), else ""."""
 
     def on_tick(self) -> None: ...
 

@@ -12,12 +12,13 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from trainables import atomic
-from trainables.errors import UserError
+from trainables.errors import DivergedError, UserError
 
 from . import results, tracking
 from .api import SweepOutcome, SweepRequest
 from .console import Console, fmt, say
 from .deadline import Deadline, reserve_s
+from .fail_fast import FailFast
 from .outcome import Listeners, StopReason, StopRequested
 from .plan import make_plan
 from .space import load_space
@@ -65,17 +66,26 @@ def _check_folder(folder: str, spec, resume: bool, storage: str) -> bool:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UserError(f"{manifest} is not a sweep.json this program wrote ({type(exc).__name__}: {exc}); "
                             f"move it away or choose another --results-dir") from None
+        experiment = os.path.join(storage, spec.name)
+        restore = _ray_adapter().experiment_exists(experiment)
         if old.get("spec_hash") != _spec_hash(spec):
-            raise UserError(f"--resume: {folder} holds a sweep with a different search space "
-                            f"(from {source}); resume it with the same YAML and flags")
+            if restore and _ray_adapter().trained_anything(experiment):
+                raise UserError(f"--resume: {folder} holds a sweep with a different search space "
+                                f"(from {source}); resume it with the same YAML and flags")
+            # Every trial so far errored before its first epoch (a mistake now fixed: the data, a path, a
+            # setting): nothing computed would be mixed with the new settings, so the sweep starts again.
+            say("--resume: the settings changed, and no trial of this sweep had finished an epoch (each one "
+                "errored first): starting it again with the new settings")
+            if restore:
+                say(f"--resume: the failed trials' records are kept in {_ray_adapter().set_aside(experiment)}")
+            restore = exists = False
         for key in ("num_samples", "max_concurrent"):  # Ray restores its search state with the values it began with
             was, now = old["spec"].get("trials", {}).get(key), getattr(spec.trials, key)
-            if was is not None and was != now:
+            if restore and was is not None and was != now:
                 raise UserError(f"--resume: this sweep was started with trials.{key} {was}, not {now}; Ray Tune "
                                 f"restores it as it began. Resume with the same value, or start a new sweep "
                                 f"(another --results-dir) for more trials")
-        restore = _ray_adapter().experiment_exists(os.path.join(storage, spec.name))
-        if not restore:  # killed between writing sweep.json and Tune's first state: no trial can have finished
+        if exists and not restore:  # killed between writing sweep.json and Tune's first state: nothing finished
             say(f"--resume: no Ray experiment state under {os.path.join(storage, spec.name)} yet (the sweep was "
                 f"stopped before Tune started); starting it from the beginning")
     try:
@@ -150,6 +160,7 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
         from robustness.ood import check_ood_dir
 
         check_ood_dir(spec.data.ood_dir)
+    arrays = _check_data(spec, data_path, req)  # a space the data cannot hold: exit 2 before Ray starts
     # Every input is checked: Ray's processes boot (seconds, mostly waiting) while this thread reads the data.
     ray_started = _start_ray(req.address, req.cpus, os.path.join(folder, "logs"))
     from trainables.data import fingerprint, load_arrays  # numpy only: torch would take CPU from Ray's start
@@ -157,8 +168,9 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
     background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-fingerprint")
     fp_future = background.submit(fingerprint, data_path) if os.path.isfile(data_path) else None
     background.shutdown(wait=False)
-    say(f"reading {data_path}")
-    arrays = load_arrays(data_path, download=spec.data.download)
+    if arrays is None:
+        say(f"reading {data_path}")
+        arrays = load_arrays(data_path, download=spec.data.download)
     spec = spec.with_data_path(data_path)
 
     _fetch_pretrained(spec)
@@ -195,14 +207,19 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
 
     deadline = Deadline(req.time_limit_s, ray_adapter.request_stop, t0=t_start) if req.time_limit_s else None
     track_listener = tracking.trial_listener(track)
+    fail_fast = FailFast.for_spec(spec, ray_adapter.request_stop)
     listeners = Listeners([Console(spec.metric, spec.mode, plan, list(spec.param_names), req.status_every_s,
                                    done=_ended_before(folder) if restore else 0, job_s=req.job_s),
-                           track_listener] + ([deadline] if deadline else []))
+                           track_listener, fail_fast] + ([deadline] if deadline else []))
     t0 = time.time()
     run_ = ray_adapter.run_sweep(spec, storage_path=storage, data=arrays, extra_val=extra_val, resume=restore,
                                  listener=listeners, warm=warm)
     ended = run_.ended
     listeners.close(interrupted=bool(run_.stop_reason))
+    if run_.stop_reason == str(StopReason.USER_ERROR):  # what finished is kept, readable, and --resume continues
+        _write_tables(folder, run_, spec)
+        _report().write_report(folder)
+        raise UserError(fail_fast.line(req.command if req.resume else f"{req.command} --resume"))
     if run_.stop_reason or len(ended) < spec.trials.num_samples:
         reason = run_.stop_reason or str(StopReason.CTRL_C)
         say(f"{'interrupted' if reason == str(StopReason.CTRL_C) else f'stopped ({reason})'} with {len(ended)} of "
@@ -217,17 +234,44 @@ def _run(req: SweepRequest, t_start: float, state: dict) -> SweepOutcome:
     ray_adapter.drop_weights(run_.trials, keep={best["trial_id"]} if best else set())
     _report().record_trials(folder)  # optuna-dashboard works from here on, even if the retrain is stopped
     say(f"sweep finished in {time.time() - t0:.0f}s: {len(run_.trials)} trials")
-    if req.retrain and spec.retrain.enabled and best is not None:
+    done = SweepOutcome(folder, True, True, best=best, trials=len(ended), planned=spec.trials.num_samples)
+    if best is None:  # the report says what each trial did; the CLI exits 1 (a job chain stops, `&&` does too)
+        _report().write_report(folder)
+        return dataclasses.replace(done, finished=False, no_model=results.no_model_line(run_, spec, folder))
+    if req.retrain and spec.retrain.enabled:
         from .final import finalize
 
         if not torch_has_gpu() and cluster["gpu"] >= 1:
             say(f"retrain and OOD prediction run on a GPU node; progress: {os.path.join(folder, 'logs', 'final.log')}")
-        ray_adapter.call_where_gpu(finalize, folder, spec, arrays, track, robustness=req.robustness,
-                                   deadline=deadline)
+        try:
+            ray_adapter.call_where_gpu(finalize, folder, spec, arrays, track, robustness=req.robustness,
+                                       deadline=deadline)
+        except DivergedError as exc:
+            _report().write_report(folder)
+            return dataclasses.replace(done, finished=False, no_model=(
+                f"the retrain of trial {best['trial_id']}'s config diverged ({exc}): no final model, no submission; "
+                f"the sweep's results and report are in {folder}"))
     _report().write_report(folder)
     say(f"report: {os.path.join(folder, 'report.md')}")
     say(f"results folder: {folder}")
-    return SweepOutcome(folder, True, True, best=best, trials=len(ended), planned=spec.trials.num_samples)
+    return done
+
+
+def _check_data(spec, data_path: str, req: SweepRequest):
+    """Every config the space can produce, against the data's sizes (sweep/data_check.py). A .npz's sizes come
+    from its headers, so Ray still starts while the data is read; any other source is read now (returned)."""
+    from . import data_check
+
+    shape = None if spec.data.download else data_check.probe(data_path)
+    arrays = None
+    if shape is None:
+        from trainables.data import load_arrays
+
+        say(f"reading {data_path}")
+        arrays = load_arrays(data_path, download=spec.data.download)
+        shape = data_check.DataShape.of(arrays, data_path)
+    data_check.check_space(spec, shape, robustness=req.robustness and req.retrain)
+    return arrays
 
 
 def _start_ray(address: str | None, cpus: int | None, log_dir: str) -> Future:
@@ -357,7 +401,6 @@ def _write_results(folder: str, run_, spec, manifest: dict) -> dict | None:
     _write_tables(folder, run_, spec)
     best = results.best_trial(run_, spec)
     if best is None:
-        say("no trial finished with a finite metric: no best.json, nothing to retrain (see trials.csv)")
         return None
     cfg = spec.trial_config(best.config).to_dict()
     value = results.rank_value(best, spec)

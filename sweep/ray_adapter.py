@@ -18,12 +18,13 @@ from typing import Any
 from pyarrow.fs import FileSelector, FileType
 
 from trainables.config import TrainConfig
-from trainables.errors import DivergedError, UserError
+from trainables.errors import DivergedError, UserError, first_line
 
-from .outcome import Listener, Status, StopReason, SweepRun, TrialOutcome
+from .outcome import Failure, Listener, Status, StopReason, SweepRun, TrialOutcome
 
 CKPT_FILE = "state.pt"
 DIVERGED_MARK = "diverged.txt"
+ERROR_MARK = "error.json"  # the trial's exception, classified where it was raised: {"kind", "user", "message"}
 FINISHED_MARK = "finished.txt"
 
 # Per-epoch checkpoints trip a warning meant for sub-second reporting loops.
@@ -206,7 +207,10 @@ def _trial(config: dict, data=None, extra_val=None, checkpoint_every: int = 1) -
     fs, mark = _diverged_mark()
     if fs.get_file_info(mark).type != FileType.NotFound:  # a retry would diverge again: fail at once, same reason
         with fs.open_input_stream(mark) as f:
-            raise DivergedError(**_read_mark(f.read().decode()))
+            raise DivergedError(**_read_mark(f.read().decode()))  # (its ERROR_MARK stands from the first attempt)
+    error_mark = os.path.join(os.path.dirname(mark), ERROR_MARK)
+    if fs.get_file_info(error_mark).type != FileType.NotFound:  # an earlier attempt's: this one writes its own
+        fs.delete_file(error_mark)
     cfg = TrainConfig.from_dict(config)
     if not cfg.threads:  # as many threads as CPUs this trial holds: concurrent trials must not oversubscribe
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
@@ -236,6 +240,10 @@ def _trial(config: dict, data=None, extra_val=None, checkpoint_every: int = 1) -
         _profile("trial_end")
     except DivergedError as exc:
         _write_mark(fs, mark, f"{exc.epoch} {exc.step} {exc.loss}")
+        _write_mark(fs, error_mark, _error_mark(exc))
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified for the driver (sweep/fail_fast.py), then raised as it is
+        _write_mark(fs, error_mark, _error_mark(exc))
         raise
 
 
@@ -367,6 +375,35 @@ def _drop_weights_keep_folders(fs, trial_dir: str) -> None:
         _write_mark(fs, os.path.join(info.path, CKPT_FILE), buf.getvalue())
 
 
+def _failure(exc: BaseException | None, text: str = "") -> Failure:
+    """Ray's wrapped exception as our Failure: the original exception's class (RayTaskError keeps it as `cause`)
+    and whether it is the user's mistake, decided by its type, never by its text."""
+    while exc is not None and getattr(exc, "cause", None) is not None and exc.cause is not exc:
+        exc = exc.cause
+    if exc is None:
+        return Failure(_last_line(text) or "error")
+    return Failure(first_line(exc)[:500], type(exc).__name__, isinstance(exc, UserError))
+
+
+def _error_mark(exc: BaseException) -> str:
+    import json
+
+    return json.dumps({"kind": type(exc).__name__, "user": isinstance(exc, UserError), "message": first_line(exc)})
+
+
+def _marked_failure(trial, text: str) -> Failure:
+    """What the trial wrote of its exception (ERROR_MARK); a worker lost without one: Ray's text, unclassified."""
+    import json
+
+    fs, path = trial.storage.storage_filesystem, os.path.join(trial.storage.trial_fs_path, ERROR_MARK)
+    try:
+        with fs.open_input_stream(path) as f:
+            mark = json.loads(f.read().decode())
+        return Failure(str(mark["message"])[:500], str(mark["kind"]), bool(mark["user"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return Failure(_last_line(text) or "error")
+
+
 def _error_text(trial) -> str:
     """What Tune wrote of the trial's error (its error file, on the driver): the text its last line is taken from."""
     try:
@@ -430,6 +467,32 @@ def _read_mark(text: str) -> dict:
 
 def experiment_exists(path: str) -> bool:
     return tune.Tuner.can_restore(path)
+
+
+def _fs(path: str):
+    from pyarrow.fs import FileSystem, LocalFileSystem
+
+    return FileSystem.from_uri(path) if "://" in path else (LocalFileSystem(), path)
+
+
+def trained_anything(exp_path: str) -> bool:
+    """Whether any trial of the experiment finished an epoch: a checkpoint, or a result Tune logged."""
+    fs, root = _fs(exp_path)
+    for trial in fs.get_file_info(FileSelector(root, allow_not_found=True)):
+        if trial.type != FileType.Directory or not trial.base_name.startswith("trial_"):
+            continue
+        for info in fs.get_file_info(FileSelector(trial.path)):
+            if info.base_name.startswith("checkpoint_") or (info.base_name == "result.json" and info.size):
+                return True
+    return False
+
+
+def set_aside(exp_path: str) -> str:
+    """Move an experiment's state away (its trials' error files stay readable); returns where it went."""
+    fs, root = _fs(exp_path)
+    dest = f"{root.rstrip('/')}.before-{time.strftime('%Y%m%d-%H%M%S')}"
+    fs.move(root, dest)
+    return dest
 
 
 _stop = {"reason": None}
@@ -499,9 +562,8 @@ class _Events(tune.Callback):
         self.listener.on_end(trial.trial_id, Status.COMPLETED if done else Status.STOPPED_EARLY, last, "")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        err = _error_text(trial)  # Ray 2.60's Trial has no error_msg (reading it crashed the sweep)
         self.listener.on_end(trial.trial_id, Status.ERRORED, _engine(trial.last_result or {}),
-                             _last_line(err) if err else "error")
+                             _marked_failure(trial, _error_text(trial)))  # Ray 2.60's Trial has no error_msg
 
 
 def _read_progress(trial) -> dict | None:
@@ -610,9 +672,10 @@ def _collect(grid, max_epochs: int, exp_path: str) -> SweepRun:
         # finished trial has a FINISHED_MARK (or, from before marks, `done`; a restored trial that ended
         # without a new result keeps `done` False, so `done` alone is not enough).
         finished = _finished_mark(result.filesystem, result.path) or bool(raw.get("done"))
-        error = ""
+        error, failure = "", None
         if result.error is not None and not _is_interrupt(result.error):
-            status, error = Status.ERRORED, _last_line(str(result.error)) or type(result.error).__name__
+            failure = _failure(result.error, str(result.error))
+            status, error = Status.ERRORED, failure.message
         elif not finished:
             status = Status.INTERRUPTED
         elif epochs >= max_epochs:
@@ -622,7 +685,7 @@ def _collect(grid, max_epochs: int, exp_path: str) -> SweepRun:
         trials.append(TrialOutcome(
             trial_id=tid, status=status, config=dict(result.config or {}), metrics=_engine(raw), history=hist,
             checkpoint=result.checkpoint.path if result.checkpoint is not None else None,
-            wall_s=float(raw.get("time_total_s", 0.0) or 0.0), error=error))
+            wall_s=float(raw.get("time_total_s", 0.0) or 0.0), error=error, failure=failure))
     return SweepRun(trials, exp_path)
 
 

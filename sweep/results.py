@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+from collections import Counter
 from typing import Any
 
 from trainables import atomic
@@ -89,6 +91,18 @@ def best_trial(run: SweepRun, spec) -> TrialOutcome | None:
     full = [t for t in ok if t.status is Status.COMPLETED] or ok
     best = max if pick(spec)[1] == "max" else min
     return best(full, key=lambda t: rank_value(t, spec))
+
+
+def no_model_line(run: SweepRun, spec, folder: str) -> str:
+    """Why no trial can be retrained, in one line: the commonest error, how many trials hit it, where the rest is."""
+    where = os.path.join(folder, "trials.csv")
+    errored = [t for t in run.trials if t.status is Status.ERRORED]
+    if errored:
+        common, count = Counter(t.error for t in errored).most_common(1)[0]
+        return (f"no trial produced a model: {len(errored)} of {len(run.trials)} trials errored, {count} of them "
+                f"with: {common}. Every trial's status and error: {where}")
+    return (f"no trial produced a model: none of the {len(run.trials)} trials ended with a finite {pick(spec)[0]} "
+            f"(diverged to NaN, or no value reported). Every trial's status: {where}")
 
 
 def write_trials_csv(path: str, rows: list[dict]) -> None:

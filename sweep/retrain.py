@@ -14,6 +14,7 @@ from trainables import atomic
 from trainables.config import TrainConfig
 from trainables.models import model_from_config
 
+from .data_check import DataShape, check_config
 from .outcome import StopReason, StopRequested
 
 
@@ -54,9 +55,11 @@ def retrain_seeds(folder: str, spec, best: dict, arrays, say, deadline=None, rea
     checkpoint is reused when retraining would repeat it exactly; otherwise trained (resumably)."""
     final_dir = os.path.join(folder, "final")
     os.makedirs(final_dir, exist_ok=True)
+    shape = DataShape.of(arrays, best["data"]["path"])
     out = []
     for seed in spec.retrain.seeds:
         cfg = retrain_config(best["config"], spec, seed)
+        check_config(cfg, shape, what=f"the retrain of trial {best['trial_id']}")  # one line, before any epoch
         model_path = os.path.join(final_dir, f"model_seed{seed}.pt")
         model = model_from_config(cfg, pretrained=False)  # same stem and input wrapper as the saved state
         reuse = reusable_checkpoint(best, cfg)

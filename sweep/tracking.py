@@ -97,7 +97,7 @@ class TrialRuns(Listener):
         self.q.put(("log", trial_id, metrics))
 
     def on_end(self, trial_id, status, metrics, error):
-        self.q.put(("end", trial_id, {"status": str(status), **({"error": error} if error else {})}))
+        self.q.put(("end", trial_id, {"status": str(status), **({"error": str(error)} if error else {})}))
 
     def close(self, interrupted: bool) -> None:
         self.q.put(("close", None, None))

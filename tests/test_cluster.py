@@ -8,6 +8,7 @@ PID the script holds and kills at the end; that process stops the node's Ray dae
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,8 @@ SCRIPT = r"""
 set -u
 exec 2>&1  # one stream, so each run's messages stay between its markers
 ip link set lo up
-export RAY_AUTH_MODE=token PYTHONPATH={root}
+# A token of the test's own: Ray's token mode otherwise reads ~/.ray/auth_token, which a fresh machine lacks.
+export RAY_AUTH_MODE=token RAY_AUTH_TOKEN={token} PYTHONPATH={root}
 RAY={ray}
 RT=$(mktemp -d /tmp/rayc.XXXXXX)  # Ray's socket paths must stay under 108 bytes: pytest's tmp is too deep
 "$RAY" start --head --block --port={port} --num-cpus=1 --include-dashboard=false --disable-usage-stats \
@@ -60,7 +62,7 @@ def test_two_node_cluster_sweep(tmp_path, synth_npz):
     space = write_space(tmp_path, name="cluster", n=4)
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
     script = SCRIPT.format(root=ROOT, ray=ray_bin, py=sys.executable, port=6399, tmp=tmp_path, space=space,
-                           data=synth_npz)
+                           data=synth_npz, token=secrets.token_hex(16))
     proc = subprocess.run(["unshare", "-n", "bash", "-c", script], capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     first, second = out.split("--- with --storage")

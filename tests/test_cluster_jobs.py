@@ -133,6 +133,19 @@ def test_resubmissions_are_capped(fake_scheduler, tmp_path, script):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
+def test_a_sweep_without_a_model_ends_the_chain(fake_scheduler, tmp_path, script):
+    """The orchestrator exits 3 (every trial errored): an error, not "finished": the queued successor is cancelled,
+    the chain's status says stopped with that exit, and the job log says why."""
+    jobs = submit(fake_scheduler, tmp_path, script, FAKE_UNITS="2", FAKE_NO_MODEL="1", TIME_LIMIT="1h",
+                  SUBMIT_ARGS=LIMIT[script].format(s=900))  # the scheduler's warning (300 s before) never comes
+    out = logs(tmp_path)
+    assert [j["state"] for j in jobs] == ["FAILED", "CANCELLED"] and jobs[0]["exit"] == 3, out
+    assert (chain_dir(tmp_path) / "status").read_text().split() == ["stopped", "0", jobs[0]["id"], "3"], out
+    assert "no trial produced a model" in out and "the sweep produced no model" in out, out
+    assert len(runs(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_chain_of_jobs_that_finish_nothing_stops(fake_scheduler, tmp_path, script):
     """Units longer than a job (a job too short for the orchestrator's start plus one epoch): the chain stops after
     MAX_STALLS jobs in a row without progress, saying so, instead of running to MAX_RESUBMITS."""

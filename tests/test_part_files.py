@@ -14,7 +14,7 @@ from trainables.model_table import NAMES, PRETRAINED
 from trainables.tta_views import tta_cost
 
 PARTS = sorted(glob.glob(os.path.join(ROOT, "search_spaces", "part*.yaml")))
-TINY = ["--set", "fixed.subset=240", "--set", "ood_val.images=10", "--set", "ood_val.test_images=20"]
+TINY = ["--set", "fixed.subset=300", "--set", "ood_val.images=10", "--set", "ood_val.test_images=20"]
 
 
 def test_the_part_files_are_found():

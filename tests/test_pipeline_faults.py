@@ -6,7 +6,9 @@ sweep of three trials. The real retrain, result files and report run. Checked:
   every other earlier file still whole; the next run finishes;
 - Tune returns with trials unfinished (what Ctrl-C does to it): exit 130, how to resume, no trials.csv;
 - Ctrl-C during the retrain: exit 130; --resume finishes, keeping what the retrain had done;
-- wandb cannot even be imported: the sweep runs with tracking off and says so.
+- wandb cannot even be imported: the sweep runs with tracking off and says so;
+- every trial errored: exit 3 and one line naming the commonest error (the CLI and sweep.api); the first trials all
+  made the same user mistake: stopped there, one line, exit 2 (and not for a divergence or differing errors).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import sys
 import pytest
 import torch
 
-from sweep_util import SPACE
+from sweep_util import SPACE, read_csv
 
 # The sweep tests' space, with 2 epochs and no robustness evaluation after the retrain (seconds, not minutes).
 FIXED_SPACE = "\n".join(line for line in SPACE.replace("epochs: 4", "epochs: 2").splitlines()
@@ -54,7 +56,9 @@ def _fake_ray(mp, sweeps: dict) -> None:
         mp.setenv(var, os.environ.get(var, ""))  # restored afterwards, whatever the pipeline sets
     mp.setattr(ray_adapter, "start", lambda *a, **k: {"cpu": 2.0, "gpu": 0.0, "nodes": 1})
     mp.setattr(ray_adapter, "experiment_exists", lambda path: True)
-    mp.setattr(ray_adapter, "run_sweep", lambda *a, **k: sweeps["run"])
+    # A SweepRun, or a function of the run's listener that plays trial events to it and returns one.
+    mp.setattr(ray_adapter, "run_sweep",
+               lambda *a, **k: sweeps["run"](k["listener"]) if callable(sweeps["run"]) else sweeps["run"])
 
 
 def _main(folder, npz, extra) -> int:
@@ -221,3 +225,112 @@ def test_a_final_model_that_learnt_nothing_still_gets_its_robustness_report(tmp_
     result = accuracy_table(np.zeros((len(DL4DS_ORDER), 10), np.int64), np.ones(2, np.int64), DL4DS_ORDER, 0.0)
     paths = write_report(result, str(tmp_path))
     assert "OOD / clean = n/a" in open(paths["markdown"]).read()
+
+
+def _errored_run(failures, stop_reason=""):
+    """The three trials, each errored with its Failure (None: interrupted by the stop)."""
+    from sweep.outcome import Status, SweepRun, TrialOutcome
+
+    trials = [TrialOutcome(f"t{i}", Status.INTERRUPTED if f is None else Status.ERRORED, config, {}, [], None, 1.0,
+                           f.message if f else "", f) for i, ((config, *_), f) in enumerate(zip(TRIALS, failures))]
+    return SweepRun(trials, "/nowhere", stop_reason)
+
+
+def _failures(*kinds):
+    from sweep.outcome import Failure
+
+    user = {"WeightsError", "DataError"}
+    return [Failure(f"{k}: injected {k.lower()}", k, k in user) for k in kinds]
+
+
+def test_a_sweep_whose_every_trial_errored_exits_3_saying_why(orchestrate, capsys):
+    run = _errored_run(_failures("RuntimeError", "MemoryError", "RuntimeError"))
+    rc, out, err, folder = orchestrate("--wandb", "off", capsys=capsys, sweep=run)
+    lines = err.strip().splitlines()
+    assert rc == 3 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0] == (f"error: no trial produced a model: 3 of 3 trials errored, 2 of them with: RuntimeError: "
+                        f"injected runtimeerror. Every trial's status and error: {folder / 'trials.csv'}")
+    assert (folder / "trials.csv").is_file() and (folder / "report.md").is_file()
+    assert not (folder / "best.json").exists() and not (folder / "final").exists()
+
+
+def test_the_api_outcome_says_there_is_no_model(monkeypatch, tmp_path, synth_npz):
+    from sweep.api import SweepRequest, run_sweep
+
+    _fake_ray(monkeypatch, {"run": _errored_run(_failures("DivergedError", "DivergedError", "RuntimeError"))})
+    (tmp_path / "space.yaml").write_text(FIXED_SPACE.format(name="pf", n=len(TRIALS)))
+    out = run_sweep(SweepRequest(space=str(tmp_path / "space.yaml"), overrides={"data.path": synth_npz},
+                                 results_dir=str(tmp_path / "results"), wandb="off"))
+    assert out.started and not out.finished and not out.interrupted and out.best is None
+    assert out.no_model.startswith("no trial produced a model: 3 of 3 trials errored, 2 of them with: DivergedError")
+
+
+@pytest.mark.parametrize("kinds,stopped", [
+    (("WeightsError", "WeightsError"), True),  # the same user mistake in the whole first batch: stop
+    (("DivergedError", "DivergedError"), False),  # diverging is the config's fate, not a mistake: go on
+    (("WeightsError", "DataError"), False),  # two different errors: not "every trial will"
+    (("RuntimeError", "RuntimeError"), False),  # a crash (out of memory, a lost worker) is not the user's
+], ids=["same-user-error", "diverged", "differing", "crash"])
+def test_fail_fast_only_on_the_same_user_mistake(orchestrate, capsys, monkeypatch, kinds, stopped):
+    from sweep import ray_adapter
+    from sweep.outcome import Status
+
+    stops = []
+    monkeypatch.setattr(ray_adapter, "request_stop", stops.append)
+    first = _failures(*kinds)
+
+    def sweep(listener):  # the first batch (max_concurrent 2) ends as `kinds`; the third trial runs only if not stopped
+        for i, failure in enumerate(first):
+            listener.on_start(f"t{i}", {})
+            listener.on_end(f"t{i}", Status.ERRORED, {}, failure)
+        third = None if stops else _failures("RuntimeError")[0]
+        return _errored_run([*first, third], str(stops[0]) if stops else "")
+
+    rc, out, err, folder = orchestrate("--wandb", "off", capsys=capsys, sweep=sweep)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert (folder / "trials.csv").is_file() and (folder / "report.md").is_file()
+    if stopped:
+        assert rc == 2 and [str(s) for s in stops] == ["user-error"]
+        assert lines[0].startswith("error: the first 2 trials all failed with the same mistake, which every trial "
+                                   "would make: WeightsError: injected weightserror.") and \
+            lines[0].endswith("--wandb off --resume"), lines[0]
+        rows = {r["trial_id"]: r["status"] for r in read_csv(folder / "trials.csv")}
+        assert rows == {"t0": "errored", "t1": "errored", "t2": "interrupted"}
+    else:
+        assert rc == 3 and not stops and "no trial produced a model: 3 of 3 trials errored" in lines[0]
+
+
+def test_fail_fast_waits_for_the_whole_first_batch():
+    from sweep.fail_fast import FailFast
+    from sweep.outcome import Status
+
+    stops = []
+    watch = FailFast(first=4, stop=stops.append)
+    mistake = _failures("DataError")[0]
+    for i in range(3):
+        watch.on_end(f"t{i}", Status.ERRORED, {}, mistake)
+        assert not stops  # 4 at a time: the 4th to end still runs, and might succeed
+    watch.on_end("t3", Status.ERRORED, {}, mistake)
+    assert [str(s) for s in stops] == ["user-error"] and watch.failure == mistake
+    late = FailFast(first=2, stop=stops.append)
+    late.on_end("a", Status.COMPLETED, {"val_acc": 0.1}, "")
+    late.on_end("b", Status.ERRORED, {}, mistake)
+    late.on_end("c", Status.ERRORED, {}, mistake)
+    assert len(stops) == 1  # decided once, by the first two: one of them succeeded
+
+
+def test_a_retrain_that_diverges_is_no_model_not_a_finished_run(orchestrate, capsys, monkeypatch):
+    from sweep import retrain
+    from trainables.errors import DivergedError
+
+    def diverges(*a, **k):
+        raise DivergedError(1, 5, float("nan"))
+
+    monkeypatch.setattr(retrain, "train_one", diverges)
+    rc, out, err, folder = orchestrate("--wandb", "off", capsys=capsys)
+    lines = err.strip().splitlines()
+    assert rc == 3 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("error: the retrain of trial t0's config diverged (loss became nan at epoch 1, step 5")
+    assert (folder / "best.json").is_file() and (folder / "report.md").is_file()
+    assert not (folder / "final" / "metrics.json").exists() and not (folder / "submission_ood.csv").exists()

@@ -102,8 +102,9 @@ def _build(raw: dict, source_path: str, smoke_applied: bool = False) -> SweepSpe
     for key in smoke.get("fixed") if isinstance(smoke.get("fixed"), dict) else ():
         if key in {p.name for p in params}:
             raise Invalid(f"smoke.fixed.{key}", f"{key} is searched; shrink it under smoke.params.{key} instead")
+    small = ov.smoke_defaults(fixed, parts, tuple(p.name for p in params))
     return SweepSpec(source_path, name, description, goals, pick, select, freeze(fixed), params, enqueue=enqueue,
-                     smoke=freeze(ov.merge(ov.smoke_defaults(fixed, parts), smoke)), smoke_applied=smoke_applied,
+                     smoke=freeze(ov.merge(small, smoke)), smoke_applied=smoke_applied,
                      **parts)
 
 

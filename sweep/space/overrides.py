@@ -53,11 +53,15 @@ def smoke_form(spec) -> dict:
     return merge(spec.yaml_form(), thaw(spec.smoke))
 
 
-def smoke_defaults(fixed: dict, parts: dict) -> dict:
+def smoke_defaults(fixed: dict, parts: dict, searched: tuple = ()) -> dict:
     """What --smoke-test does unless the smoke: section says otherwise: same code path, ~1 minute on a
-    CPU; never more than the file itself asks for."""
+    CPU; never more than the file itself asks for. (A searched subset stays searched: fixing it too would
+    make the smoke variant, and so the file, fail to load.)"""
     trials = parts["trials"]
-    return {"fixed": {"epochs": min(fixed["epochs"], 2), "subset": min(fixed.get("subset") or 1000, 1000)},
+    small = {"epochs": min(fixed["epochs"], 2)}
+    if "subset" not in searched:
+        small["subset"] = min(fixed.get("subset") or 1000, 1000)
+    return {"fixed": small,
             "asha": {"grace_period": 1},
             "trials": {"num_samples": min(trials.num_samples, 4), "max_concurrent": min(trials.max_concurrent, 2)},
             "retrain": {"epochs": 1, "seeds": [parts["retrain"].seeds[0]]}}

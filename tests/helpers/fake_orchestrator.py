@@ -8,7 +8,8 @@ dropped, as an unfinished epoch); 2 for
 --resume with nothing to resume, or a sweep folder that exists without --resume. Each run appends one line to
 <folder>/runs.jsonl (its flags, the Ray nodes it saw with --address, its exit) and each finished unit its
 number to <folder>/units: a unit listed twice would be a finished epoch trained twice. FAKE_IGNORE_SIGNALS=1:
-a run without --resume ignores the signals (the scheduler has to kill it).
+a run without --resume ignores the signals (the scheduler has to kill it). FAKE_NO_MODEL=1: when every unit is
+done, it ends as a sweep whose trials all errored does: one line, exit 3.
 """
 from __future__ import annotations
 
@@ -87,6 +88,10 @@ def main() -> int:
         for path in (units, os.path.join(folder, "history.csv")):  # history.csv: one row per finished epoch
             with open(path, "a") as f:
                 f.write(f"{len(done)}\n")
+    if rc == 0 and os.environ.get("FAKE_NO_MODEL") == "1":
+        print(f"error: no trial produced a model: {n} of {n} trials errored, {n} of them with: RuntimeError: fake. "
+              f"Every trial's status and error: {os.path.join(folder, 'trials.csv')}", file=sys.stderr)
+        rc = 3
     record.update(exit=rc, signals=stop, units_done=len(open(units).read().split()) if os.path.exists(units) else 0)
     with open(os.path.join(folder, "runs.jsonl"), "a") as f:
         f.write(json.dumps(record) + "\n")

@@ -11,6 +11,7 @@ as complexes (gpus=1, gpu_type=P100: cluster/sge.sh's #$ lines unchanged), a que
 from __future__ import annotations
 
 import os
+import secrets
 import re
 import shutil
 import socket
@@ -70,6 +71,7 @@ class GridEngine:
         for d in (f"{CELL}/common", "spool/qmaster", "spool/execd", "spool/db", "log"):
             os.makedirs(f"{r}/{d}")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("SGE_", "JOB_", "PE_"))}
+        self.env["RAY_AUTH_TOKEN"] = secrets.token_hex(16)  # a multi-node job would otherwise make one in ~/.ray
         self.env.update(SGE_ROOT=r, SGE_CELL=CELL, SGE_QMASTER_PORT="16444", SGE_EXECD_PORT="16445")
         with open(f"{r}/{CELL}/common/bootstrap", "w") as f:
             f.write(f"admin_user root\ndefault_domain none\nignore_fqdn true\nspooling_method berkeleydb\n"

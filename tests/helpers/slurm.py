@@ -10,6 +10,7 @@ has been cancelled and has ended. Needs root, unshare and nsenter; install with 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -85,7 +86,8 @@ class Slurm:
             f.write(CONF.format(host=socket.gethostname(), dir=self.dir, names=",".join(self.names), nodes="\n".join(
                 f"NodeName={n} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()} Port={16818 + i} CPUs={cpus} "
                 f"State=UNKNOWN" for i, n in enumerate(self.names))))
-        self.env = {**os.environ, "SLURM_CONF": self.conf}
+        # A Ray token of the test's own: a multi-node job would otherwise make one in ~/.ray (cluster/lib.sh).
+        self.env = {**os.environ, "SLURM_CONF": self.conf, "RAY_AUTH_TOKEN": secrets.token_hex(16)}
         for k in [k for k in self.env if k.startswith(("SLURM_JOB", "SLURM_STEP", "SBATCH_"))]:
             del self.env[k]
         self.holder = netns.hold()  # (why its lo has a second address: netns.hold; NoInAddrAny binds 127.0.0.1)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -28,7 +29,9 @@ class FakeScheduler:
             path = bindir / name
             path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{HERE}/fake_sched.py" {name} "$@"\n')
             path.chmod(0o755)
-        self.env = {**os.environ, "FAKE_SCHED": self.dir, "PATH": f"{bindir}:{os.environ['PATH']}"}
+        # A Ray token of the test's own: a multi-node job would otherwise make one in ~/.ray (cluster/lib.sh).
+        self.env = {**os.environ, "FAKE_SCHED": self.dir, "PATH": f"{bindir}:{os.environ['PATH']}",
+                    "RAY_AUTH_TOKEN": secrets.token_hex(16)}
         self.log = open(root / "sched.log", "w")
         cmd = [sys.executable, os.path.join(HERE, "fake_sched.py"), "daemon", self.dir]
         if netns:  # unshare and sh exec: the pid is the daemon's
