@@ -10,7 +10,8 @@ import os
 from trainables import atomic
 
 from . import folder as results_folder
-from . import html, plots, sections, views
+from . import axes, html, parallel, plots, sections, slices, views
+from .importance import Importance
 from .journal import JOURNAL, record_trials
 
 __all__ = ["write_report", "record_trials", "plot_curves", "plot_params"]
@@ -26,8 +27,9 @@ def write_report(folder: str) -> str:
     lines += ["## Learning curves", "", f"![learning curves]({os.path.relpath(curves, folder)})", ""]
     lines += sections.asha(sweep)
     imp_lines, imp = views.importance(sweep, plot_dir)
-    lines += imp_lines + views.focus(sweep, imp, plot_dir) + views.parallel(sweep, plot_dir)
-    lines += views.slices(sweep, plot_dir) + views.pareto(sweep, plot_dir)
+    shown = axes.shown(sweep, imp)
+    lines += imp_lines + views.focus(sweep, imp, plot_dir) + parallel.section(sweep, shown, plot_dir)
+    lines += slices.section(sweep, shown, plot_dir) + views.pareto(sweep, plot_dir)
     lines += sections.failures(sweep) + sections.final(sweep)
     record_trials(folder)
     lines += ["## The Optuna study", "", f"Every trial is recorded in `{JOURNAL}`; browse it with "
@@ -45,11 +47,8 @@ def plot_curves(history: list[dict], trials: list[dict], metric: str, path: str)
 
 
 def plot_params(trials: list[dict], params: list[str], metric: str, path: str) -> str:
-    """`metric` (by the last epoch) against each hyperparameter: Optuna's slice plot of these trials."""
-    from .study import valued_study
-
+    """`metric` (by the last epoch) against each of `params`, from trials.csv rows: the report's slices."""
     rows = [{"trial_id": str(i), **t} for i, t in enumerate(trials)]
     sweep = results_folder.Sweep(os.path.dirname(path), {"spec": {"metric": metric, "mode": "max"},
                                                          "param_names": params}, rows, [])
-    study, _ = valued_study(sweep)
-    return plots.optuna_figure(lambda: views._vis().plot_slice(study, target_name=sections.unit(metric)), path)
+    return slices.draw(sweep, axes.shown(sweep, Importance(), every=True), path)
