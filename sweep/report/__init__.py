@@ -10,7 +10,7 @@ import os
 from trainables import atomic
 
 from . import folder as results_folder
-from . import axes, html, parallel, plots, sections, slices, views
+from . import axes, html, parallel, plots, quiet, sections, slices, views
 from .importance import Importance
 from .journal import JOURNAL, record_trials
 
@@ -18,7 +18,13 @@ __all__ = ["write_report", "record_trials", "plot_curves", "plot_params"]
 
 
 def write_report(folder: str) -> str:
-    """Write report.md, report.html, plots/*.png and optuna.journal in `folder`; returns report.md's text."""
+    """Write report.md, report.html, plots/*.png and optuna.journal in `folder`; returns report.md's text.
+    What libraries warn meanwhile goes to logs/report.log, not the console."""
+    with quiet.to_log(folder):
+        return _write(folder)
+
+
+def _write(folder: str) -> str:
     sweep = results_folder.load(folder)
     plot_dir = os.path.join(folder, "plots")
     extra = [m for m in ("val_acc", "ood_val_acc") if m != sweep.metric and sweep.has_metric(m)]
