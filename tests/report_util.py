@@ -20,16 +20,39 @@ SPACE = """
 name: {name}
 {objectives}
 select: {select}
-fixed: {{model: simple_cnn, epochs: {epochs}, device: cpu}}
+fixed: {{{model}epochs: {epochs}, device: cpu}}
 params:
-  lr: {{type: loguniform, low: 1.0e-4, high: 0.1}}
-  batch_size: {{type: choice, values: [32, 64]}}
-  scheduler: {{type: choice, values: [cosine, step]}}
-  step_size: {{type: int, low: 1, high: 3, when: {{scheduler: step}}}}
-  weight_decay: {{type: uniform, low: 0.0, high: 0.001}}
-asha: {{grace_period: 1, reduction_factor: 2}}
+{params}asha: {{grace_period: 1, reduction_factor: 2}}
 trials: {{num_samples: {n}, max_concurrent: 2}}
 resources: {{cpu: 1, gpu: 0}}
+"""
+PARAMS = """
+  lr: {type: loguniform, low: 1.0e-4, high: 0.1}
+  batch_size: {type: choice, values: [32, 64]}
+  scheduler: {type: choice, values: [cosine, step]}
+  step_size: {type: int, low: 1, high: 3, when: {scheduler: step}}
+  weight_decay: {type: uniform, low: 0.0, high: 0.001}
+"""
+# Part 1's space and more (16 parameters): log-scaled (loguniform, logint), int, float, categorical strings and
+# booleans, conditional ones (of a choice and of a boolean) and one parameter with a single value, `model`: what
+# a student's sweep asks of the parallel coordinates and slices. The truth is PARAMS's (lr, weight decay).
+WIDE_PARAMS = """
+  model: {type: choice, values: [simple_cnn]}
+  lr: {type: loguniform, low: 1.0e-4, high: 0.1}
+  batch_size: {type: logint, low: 32, high: 256}
+  weight_decay: {type: uniform, low: 0.0, high: 0.001}
+  label_smoothing: {type: uniform, low: 0.0, high: 0.2}
+  mixup_alpha: {type: uniform, low: 0.0, high: 1.0}
+  scheduler: {type: choice, values: [cosine, step, onecycle]}
+  step_size: {type: int, low: 5, high: 20, when: {scheduler: step}}
+  gamma: {type: uniform, low: 0.1, high: 0.5, when: {scheduler: step}}
+  pct_start: {type: uniform, low: 0.1, high: 0.4, when: {scheduler: onecycle}}
+  warmup_epochs: {type: int, low: 0, high: 1, when: {scheduler: cosine}}
+  auto_augment: {type: choice, values: [none, autoaugment, randaugment, trivialaugment]}
+  augmix: {type: choice, values: [false, true]}
+  augmix_severity: {type: int, low: 1, high: 5, when: {augmix: true}}
+  augmix_jsd: {type: choice, values: [true, false], when: {augmix: true}}
+  corruption_aug: {type: uniform, low: 0.0, high: 0.5}
 """
 HISTORY = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "images_per_s",
            "peak_rss_mb"]
@@ -44,6 +67,7 @@ FOLDERS = {
     "loss_best_epoch": dict(n=12, epochs=4, metric="val_loss", mode="min", select="best_epoch", wobble=True),
     "all_errored": dict(n=3, epochs=2, errored=3),  # nothing to rank, plot or measure: the report says so
     "two_objectives": dict(n=10, epochs=2, ood=True, objectives=(("ood_val_acc", "max"), ("val_acc", "max"))),
+    "wide16": dict(n=16, epochs=4, metric="ood_val_acc", ood=True, wide=True),  # part 1's parameters and more
 }
 
 
@@ -75,7 +99,7 @@ def _truth(lr: float, wd: float, epoch: int, epochs: int, wobble: bool, rng) -> 
 
 
 def build(folder, name="synth", n=8, epochs=4, metric="val_acc", mode="max", select="last_epoch", ood=False,
-          errored=0, final=False, wobble=False, seed=0, objectives=()) -> str:
+          errored=0, final=False, wobble=False, seed=0, objectives=(), wide=False) -> str:
     from sweep.space import load_space
 
     folder = str(folder)
@@ -86,15 +110,19 @@ def build(folder, name="synth", n=8, epochs=4, metric="val_acc", mode="max", sel
     if ood:  # the section that makes the sweep score trials on corrupted validation images
         head += "\nood_val: {corruptions: [gaussian_noise, contrast], severities: [2], images: 20, test_images: 10}"
     with open(yaml, "w") as f:
-        f.write(SPACE.format(name=name, objectives=head, select=select, epochs=epochs, n=n))
+        f.write(SPACE.format(name=name, objectives=head, select=select, epochs=epochs, n=n,
+                             model="" if wide else "model: simple_cnn, ", params=WIDE_PARAMS if wide else PARAMS))
     spec = load_space(yaml)
     rng = np.random.default_rng(seed)
     trials = []
     for i in range(n):
-        cfg = {"lr": float(10 ** rng.uniform(-4, -1)), "batch_size": int(rng.choice([32, 64])),
-               "scheduler": str(rng.choice(["cosine", "step"])), "weight_decay": float(rng.uniform(0, 0.001))}
-        if cfg["scheduler"] == "step":
-            cfg["step_size"] = int(rng.integers(1, 4))
+        if wide:
+            cfg = _sample(spec, rng)
+        else:
+            cfg = {"lr": float(10 ** rng.uniform(-4, -1)), "batch_size": int(rng.choice([32, 64])),
+                   "scheduler": str(rng.choice(["cosine", "step"])), "weight_decay": float(rng.uniform(0, 0.001))}
+            if cfg["scheduler"] == "step":
+                cfg["step_size"] = int(rng.integers(1, 4))
         hist = []
         for e in range(1, epochs + 1):
             acc, ood_acc = _truth(cfg["lr"], cfg["weight_decay"], e, epochs, wobble, rng)
@@ -114,6 +142,22 @@ def build(folder, name="synth", n=8, epochs=4, metric="val_acc", mode="max", sel
         _final(folder, rng)
     os.unlink(yaml)
     return folder
+
+
+def _sample(spec, rng) -> dict:
+    """One trial's values drawn from the spec (parents first), a conditional parameter only where it is active."""
+    cfg: dict = {}
+    for p in spec.params:
+        if not p.active(cfg):
+            continue
+        if p.type == "choice":
+            cfg[p.name] = p.values[int(rng.integers(len(p.values)))]
+        elif p.log:
+            v = math.exp(rng.uniform(math.log(p.low), math.log(p.high)))
+            cfg[p.name] = int(round(v)) if p.type == "logint" else float(v)
+        else:
+            cfg[p.name] = int(rng.integers(p.low, p.high + 1)) if p.type == "int" else float(rng.uniform(p.low, p.high))
+    return cfg
 
 
 def _asha(trials: list[dict], spec) -> None:

@@ -1,5 +1,6 @@
 """report.html is one self-contained page: moved alone to another folder, headless Chromium still draws it
-with every picture (the screenshot is not blank and holds the plots' colours)."""
+with every picture (the screenshot is not blank and holds the plots' colours); at a page's width nothing
+makes it scroll sideways."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,11 @@ from report_util import ALL, make
 from sweep import report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+PAGE_PX = 794  # an A4 page's width at CSS's 96 px per inch
+# Run in the page once it has loaded: how wide it is against the window, and the widest picture.
+PROBE = ("<script>window.addEventListener('load', () => { const d = document.documentElement; document.title = "
+         "[d.scrollWidth, d.clientWidth, Math.max(...[...document.images].map(i => i.getBoundingClientRect().right))]"
+         ".join(' '); });</script>")
 
 
 @pytest.fixture(scope="module", params=ALL)
@@ -64,3 +70,19 @@ def test_headless_chromium_draws_it_alone(page, tmp_path):
                          tmp_path / "broken")
     drawn, missing = (pixels.min(axis=2) < 0.95).mean(), (broken.min(axis=2) < 0.95).mean()
     assert drawn > missing + 0.001, (drawn, missing)  # 0.001: 4,800 pixels, a fifth of the emptiest plot
+
+
+def test_at_a_pages_width_nothing_scrolls_sideways(page, tmp_path):
+    browser = next((b for b in map(shutil.which, BROWSERS) if b), None)
+    if browser is None:
+        pytest.skip("no headless Chromium on this machine (Debian: apt-get install -y chromium)")
+    probed = tmp_path / "report.html"
+    probed.write_text(page["html"].replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={PAGE_PX},1100", "--dump-dom", probed.as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    found = re.search(r"<title>(\d+) (\d+) (-?[\d.]+|-Infinity)</title>", proc.stdout)
+    assert found, proc.stderr[-2000:]
+    scroll, width, widest = int(found[1]), int(found[2]), float(found[3].replace("-Infinity", "0"))
+    assert width <= PAGE_PX and scroll <= width, (scroll, width)  # no horizontal scroll
+    assert widest <= width  # every picture shrinks to the page

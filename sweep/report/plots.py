@@ -1,8 +1,9 @@
-"""The report's pictures. Optuna's matplotlib plots draw every view of the study (importance, parallel
-coordinates, contour, slice, Pareto front); only the learning curves are drawn here, because Optuna's
-intermediate-values plot has no legend per trial and no marks for ASHA's stops."""
+"""The report's pictures: how each is saved, Optuna's matplotlib plots run (importance, contour, Pareto front),
+and the learning curves, drawn here because Optuna's intermediate-values plot has no legend per trial and no
+marks for ASHA's stops. The parallel coordinates and the slices have files of their own."""
 from __future__ import annotations
 
+import os
 import warnings
 
 import matplotlib
@@ -25,6 +26,11 @@ def scale(metric: str) -> float:
 
 def label(metric: str) -> str:
     return f"{metric} (%)" if metric.endswith("_acc") else metric
+
+
+def image(folder: str, path: str, alt: str) -> str:
+    """The markdown of a picture, by its path relative to the report."""
+    return f"![{alt}]({os.path.relpath(path, folder).replace(os.sep, '/')})"
 
 
 def save(fig, path: str, dpi: int = 100, tight: bool = True) -> str:

@@ -1,12 +1,12 @@
-"""report.md's views of the study, each drawn by optuna.visualization.matplotlib: importance, parallel
-coordinates, the two most important parameters, every parameter's slice, and the Pareto front."""
+"""report.md's views of the study drawn by optuna.visualization.matplotlib: importance, the two most important
+parameters, and the Pareto front (the parallel coordinates and the slices: parallel.py, slices.py)."""
 from __future__ import annotations
 
 import os
 
 from .folder import Sweep
 from .importance import EVALUATORS, Importance, evaluator, measure
-from .plots import optuna_figure
+from .plots import image, optuna_figure
 from .sections import table, unit
 from .study import objective_metrics, valued_study
 
@@ -15,10 +15,6 @@ def _vis():
     import optuna.visualization.matplotlib as vis
 
     return vis
-
-
-def _img(folder: str, path: str, alt: str) -> str:
-    return f"![{alt}]({os.path.relpath(path, folder).replace(os.sep, '/')})"
 
 
 def importance(sweep: Sweep, plots: str) -> tuple[list[str], Importance]:
@@ -49,20 +45,8 @@ def importance(sweep: Sweep, plots: str) -> tuple[list[str], Importance]:
             return ax
 
         optuna_figure(draw, path, (6, 3.2))
-        lines.append(_img(sweep.folder, path, f"{name} importance"))
+        lines.append(image(sweep.folder, path, f"{name} importance"))
     return lines + [""], imp
-
-
-def parallel(sweep: Sweep, plots: str) -> list[str]:
-    study, ids = valued_study(sweep)
-    lines = ["## Parallel coordinates", ""]
-    if not ids:
-        return lines + ["No trial has a value yet.", ""]
-    path = os.path.join(plots, "parallel_coordinates.png")
-    optuna_figure(lambda: _vis().plot_parallel_coordinate(study, target_name=unit(sweep.metric)), path, (9, 4.5))
-    return lines + [f"Every trial that reported a value ({len(ids)}), coloured by `{sweep.metric}` by the ranking "
-                    f"rule (a trial ASHA stopped: where it stopped). A conditional parameter a trial did not use "
-                    f"sits on the axis's `None` tick.", "", _img(sweep.folder, path, "parallel coordinates"), ""]
 
 
 def focus(sweep: Sweep, imp: Importance, plots: str) -> list[str]:
@@ -79,19 +63,7 @@ def focus(sweep: Sweep, imp: Importance, plots: str) -> list[str]:
         optuna_figure(lambda: _vis().plot_slice(imp.study, params=top, target_name=target), path, (5, 4))
         title = f"## `{top[0]}`: the most important parameter"
     return [title, "", f"`{sweep.metric}` at epoch {imp.epoch} over the {imp.trials} trials that reached it.", "",
-            _img(sweep.folder, path, "top parameters"), ""]
-
-
-def slices(sweep: Sweep, plots: str) -> list[str]:
-    study, ids = valued_study(sweep)
-    if not ids:
-        return []
-    path = os.path.join(plots, "params.png")
-    n = max(1, len(sweep.params))
-    optuna_figure(lambda: _vis().plot_slice(study, target_name=unit(sweep.metric)), path, (3.3 * n + 1.5, 4))
-    return [f"## `{sweep.metric}` against each hyperparameter", "",
-            "Each dot a trial (its value by the ranking rule), coloured by trial number (the order trials began).",
-            "", _img(sweep.folder, path, "slice plot"), ""]
+            image(sweep.folder, path, "top parameters"), ""]
 
 
 def objectives(sweep: Sweep) -> list[str]:
@@ -123,4 +95,4 @@ def pareto(sweep: Sweep, plots: str) -> list[str]:
     return lines + [f"Each trial at the last epoch it trained ({len(ids)} trials; those ASHA stopped at their "
                     f"rung). {len(front)} on the front: no other trial is as good in all and better in one.", "",
                     table(["trial", *[unit(m) for m in pair], "on the front"], rows), "",
-                    _img(sweep.folder, path, "Pareto front"), ""]
+                    image(sweep.folder, path, "Pareto front"), ""]
