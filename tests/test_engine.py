@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import TinyNet
-from trainables import engine, models
+from trainables import engine
 from trainables.__main__ import main, read_config_file
 from trainables.config import TrainConfig
 from trainables.data import load_arrays, normalize
@@ -117,10 +117,9 @@ class SpyNet(TinyNet):
 
 
 @pytest.mark.parametrize("aug", [{}, STRONG_AUG, {"augmix": True}], ids=["plain", "augmented", "augmix"])
-def test_validation_images_are_normalized_only(tiny_config, monkeypatch, aug):
-    monkeypatch.setitem(models.MODELS, "tiny_net", lambda pretrained=False, weights_path="": SpyNet())
+def test_validation_images_are_normalized_only(tiny_config, add_model, aug):
     SpyNet.seen = []
-    cfg = tiny_config(epochs=1, eval_batch_size=16, subset=160, **aug)
+    cfg = tiny_config(model=add_model("spy_net", SpyNet), epochs=1, eval_batch_size=16, subset=160, **aug)
     result = train(cfg)
     val = prepare_split(cfg)
     expected = normalize(torch.from_numpy(val.x_val).permute(0, 3, 1, 2))
@@ -150,12 +149,11 @@ class BombNet(TinyNet):
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_nan_or_inf_loss_raises_diverged_before_reporting(tiny_config, monkeypatch, bad):
-    monkeypatch.setitem(models.MODELS, "tiny_net", lambda pretrained=False, weights_path="": BombNet())
+def test_nan_or_inf_loss_raises_diverged_before_reporting(tiny_config, add_model, monkeypatch, bad):
     monkeypatch.setattr(BombNet, "bad", bad)
     reported = []
     with pytest.raises(DivergedError) as err:
-        train(tiny_config(), lambda m, c: reported.append(m))
+        train(tiny_config(model=add_model("bomb_net", BombNet)), lambda m, c: reported.append(m))
     assert (err.value.epoch, err.value.step) == (1, 3) and "diverged" in str(err.value)
     assert reported == []
 
@@ -324,8 +322,8 @@ def test_cli_resume_continues(tiny_model, synth_npz, tmp_path, monkeypatch):
     assert untimed(a["history"]) == untimed(b["history"]) and a["test_acc"] == b["test_acc"]
 
 
-def test_cli_diverged(synth_npz, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(models.MODELS, "tiny_net", lambda pretrained=False, weights_path="": BombNet())
+def test_cli_diverged(synth_npz, tmp_path, add_model, capsys):
+    add_model("tiny_net", BombNet)
     assert main(["--data", synth_npz, "--out", str(tmp_path), *_cli()]) == 3
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["status"] == "diverged" and "diverged" in record["message"]

@@ -8,13 +8,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import sys
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from .errors import ConfigError, did_you_mean
 from . import model_table
-from .model_table import PRETRAINED, STEMS, option_error
+from .model_table import STEMS, option_error
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("cosine", "onecycle", "step", "none")
@@ -101,7 +100,7 @@ class TrainConfig:
         return TrainConfig.from_dict(self.to_dict(), **changes)
 
     def validate(self) -> None:
-        _choice("model", self.model, _model_names())
+        _choice("model", self.model, model_table.names())
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("scheduler", self.scheduler, SCHEDULERS)
         _choice("auto_augment", self.auto_augment, AUTO_AUGMENTS)
@@ -145,21 +144,14 @@ class TrainConfig:
             raise ConfigError(f"weights_path '{self.weights_path}' is set but pretrained is false; "
                               f"set pretrained: true", key="weights_path")
         if self.pretrained:
-            if self.model not in PRETRAINED:
+            if self.model not in model_table.pretrained_names():
                 raise ConfigError(
                     f"pretrained=true: model '{self.model}' has no ImageNet weights; "
-                    f"choose one of {', '.join(PRETRAINED)}", key="pretrained"
+                    f"choose one of {', '.join(model_table.pretrained_names())}", key="pretrained"
                 )
         problem = option_error(self.model, self.stem, self.input_size)
         if problem:
             raise ConfigError(problem[1], key=problem[0])
-
-
-def _model_names() -> tuple[str, ...]:
-    """The registry's names: trainables.models.MODELS once it is loaded (a program or a test may register a model
-    there), else the table's, which needs no torch (checking a YAML file or a flag stays instant)."""
-    loaded = sys.modules.get(__package__ + ".models")
-    return tuple(loaded.MODELS) if loaded is not None and hasattr(loaded, "MODELS") else model_table.NAMES
 
 
 _TRUE = {"true", "yes", "on", "1"}
