@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .averaging import STATE_KEYS
 from .errors import ConfigError, WeightsError, first_line
 
 # Keys that change where or how fast a run executes, not what it computes: allowed to differ on resume.
@@ -46,6 +47,16 @@ def check_compatible(saved: dict, config_dict: dict) -> None:
         if key not in RUNTIME_KEYS and key in saved and saved[key] != value:
             raise ConfigError(f"checkpoint was written with {key}={saved[key]!r} but this config has "
                               f"{key}={value!r}; resume with the same config or start a new run", key=key)
+
+
+def inference_weights(state: dict) -> dict:
+    """The state dict to predict with from a training checkpoint, for model_from_config(state's config): the
+    averaged weights where EMA or SWA has begun averaging (what that epoch's validation measured), else "model"."""
+    for key in STATE_KEYS:
+        averaged = state.get(key)
+        if averaged is not None and int(averaged["n_averaged"]) > 0:
+            return {name[len("module."):]: value for name, value in averaged.items() if name.startswith("module.")}
+    return state["model"]
 
 
 def load(path: str) -> dict:

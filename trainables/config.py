@@ -46,6 +46,11 @@ class TrainConfig:
     warmup_epochs: int = 0
     pct_start: float = 0.3
     label_smoothing: float = 0.0
+    clip_grad_norm: float = 0.0  # >0: gradients clipped to this total L2 norm before every step; 0 = off
+    # weight averaging (trainables/averaging.py): validation and the returned model use the averaged weights
+    ema_decay: float = 0.0  # >0: exponential moving average of weights and BN buffers, every step; 0 = off
+    swa_epochs: int = 0  # >0: stochastic weight averaging of the last N epochs' end-of-epoch weights; 0 = off
+    swa_lr: float = 0.0  # >0: SWALR anneals to this LR for the SWA epochs; 0 = the configured schedule continues
     # augmentation (train only; validation/test images are never augmented)
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
@@ -134,6 +139,8 @@ class TrainConfig:
         _range("augmix_depth", self.augmix_depth, 0, 10)
         _range("augmix_alpha", self.augmix_alpha, 0.0, 10.0, low_open=True)
         _range("augmix_jsd_weight", self.augmix_jsd_weight, 0.0, 100.0)
+        _range("clip_grad_norm", self.clip_grad_norm, 0.0, math.inf)
+        self._check_averaging()
         _range("threads", self.threads, 0, 1024)
         _range("seed", self.seed, 0, 2**31 - 1)
         _range("val_fraction", self.val_fraction, 0.0, 0.9)
@@ -152,6 +159,23 @@ class TrainConfig:
         problem = option_error(self.model, self.stem, self.input_size)
         if problem:
             raise ConfigError(problem[1], key=problem[0])
+
+    def _check_averaging(self) -> None:
+        if self.ema_decay and not 0 < self.ema_decay < 1:
+            raise ConfigError(f"config key 'ema_decay': {self.ema_decay} is out of range; allowed 0 (off) or "
+                              f"strictly between 0 and 1 (e.g. 0.999)", key="ema_decay")
+        _range("swa_epochs", self.swa_epochs, 0, 10_000)
+        if self.swa_epochs >= self.epochs:
+            raise ConfigError(f"config key 'swa_epochs': {self.swa_epochs} is longer than the run (epochs="
+                              f"{self.epochs}); allowed 0 to {self.epochs - 1}: SWA averages the last epochs, after at "
+                              f"least one plain one", key="swa_epochs")
+        _range("swa_lr", self.swa_lr, 0.0, 10.0)
+        if self.swa_lr and not self.swa_epochs:
+            raise ConfigError(f"config key 'swa_lr': {self.swa_lr} is set but swa_epochs is 0 (SWA off); set "
+                              f"swa_epochs or leave swa_lr 0", key="swa_lr")
+        if self.ema_decay and self.swa_epochs:
+            raise ConfigError(f"ema_decay={self.ema_decay} and swa_epochs={self.swa_epochs} both average the "
+                              f"weights; choose one (set the other to 0)", key="swa_epochs")
 
 
 _TRUE = {"true", "yes", "on", "1"}

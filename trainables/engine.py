@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import averaging
 from . import checkpoint as ckpt
 from .augment import BatchAugment, mix, split_views
 from .augmix import jsd_loss
@@ -54,6 +55,7 @@ class Run:
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor]
     mix: Callable
     generator: torch.Generator
+    averaging: averaging.Raw  # EMA / SWA weights beside `model`, or none
 
 
 def resolve_device(name: str) -> torch.device:
@@ -90,6 +92,7 @@ def build_run(config: TrainConfig, steps_per_epoch: int) -> Run:
         scheduler=build_scheduler(optimizer, config, steps_per_epoch),
         scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
         augment=BatchAugment(config), mix=mix, generator=generator,
+        averaging=averaging.build(config, model, optimizer, steps_per_epoch, dtype),
     )
 
 
@@ -111,6 +114,7 @@ def train_one_epoch(run: Run, x: torch.Tensor, y: torch.Tensor, epoch: int,
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev)
     lr = run.optimizer.param_groups[0]["lr"]
+    scheduler = run.averaging.scheduler(epoch) or run.scheduler
     start = time.perf_counter()
     for step in progress(range(steps), epoch) if progress else range(steps):
         idx = perm[step * bs:(step + 1) * bs]
@@ -128,10 +132,14 @@ def train_one_epoch(run: Run, x: torch.Tensor, y: torch.Tensor, epoch: int,
             loss = loss + cfg.augmix_jsd_weight * jsd_loss(views)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
+        if cfg.clip_grad_norm:
+            run.scaler.unscale_(run.optimizer)  # clip the true gradients, not fp16's loss-scaled ones
+            nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_grad_norm)
         run.scaler.step(run.optimizer)
         run.scaler.update()
+        run.averaging.after_step()
         lr = run.optimizer.param_groups[0]["lr"]  # the head's lr, as used by this step
-        run.scheduler.step()
+        scheduler.step()
         loss_sum += loss.detach()
         pred = logits.detach().argmax(1)
         correct += _mixed(pred == ya, pred == yb, lam).sum()
@@ -203,15 +211,17 @@ def train(config: TrainConfig | Mapping, report: Report | None = None, *, checkp
     for epoch in range(done + 1, config.epochs + 1):
         start = time.perf_counter()
         tr = train_one_epoch(run, x_train, y_train, epoch, progress)
+        run.averaging.end_epoch(epoch, x_train)
         metrics = {"epoch": epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"]}
         for name, (x, y) in evals.items():
-            ev = evaluate(run.model, x, y, config.eval_batch_size, device, config.channels_last, run.amp_dtype)
+            ev = evaluate(run.averaging.model(), x, y, config.eval_batch_size, device, config.channels_last,
+                          run.amp_dtype)
             metrics.update({f"{name}_loss": ev["loss"], f"{name}_acc": ev["acc"]})
         metrics.update(lr=tr["lr"], epoch_time_s=time.perf_counter() - start, images_per_s=tr["images_per_s"])
         history.append(metrics)
         if report is not None:
             report(dict(metrics), make_checkpoint(run, epoch, history))
-    return TrainResult(run.model, dict(history[-1]) if history else {}, history)
+    return TrainResult(run.averaging.model(), dict(history[-1]) if history else {}, history)
 
 
 def make_checkpoint(run: Run, epoch: int, history: list[dict]) -> dict:
@@ -224,6 +234,7 @@ def make_checkpoint(run: Run, epoch: int, history: list[dict]) -> dict:
         "rng": ckpt.rng_state(run.generator),
         "config": run.config.to_dict(),
         "history": [dict(m) for m in history],
+        **run.averaging.state_dict(),  # "ema" or "swa" (+ "swa_scheduler" with swa_lr): see averaging.py
     })
 
 
@@ -233,5 +244,6 @@ def _restore(run: Run, state: dict) -> tuple[int, list[dict]]:
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.scaler.load_state_dict(state["scaler"])
+    run.averaging.load_state_dict(state)
     ckpt.set_rng_state(state["rng"], run.generator)
     return int(state["epoch"]), [dict(m) for m in state.get("history", [])][:int(state["epoch"])]

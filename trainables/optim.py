@@ -15,13 +15,18 @@ from .config import TrainConfig
 from .models import head_parameters
 
 
+def group_lr_mults(config: TrainConfig) -> list[float]:
+    """Each group's LR as a multiple of the head's: head, backbone (a model without a backbone has the head alone)."""
+    return [1.0, config.backbone_lr_mult]
+
+
 def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     head_ids = {id(p) for p in head_parameters(model)}
     head = [p for p in model.parameters() if id(p) in head_ids]
     backbone = [p for p in model.parameters() if id(p) not in head_ids]
     groups = [{"params": head, "lr": config.lr}]
     if backbone:
-        groups.append({"params": backbone, "lr": config.lr * config.backbone_lr_mult})
+        groups.append({"params": backbone, "lr": config.lr * group_lr_mults(config)[1]})
     return groups
 
 
