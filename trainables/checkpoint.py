@@ -10,9 +10,7 @@ import torch
 
 from .averaging import STATE_KEYS
 from .errors import ConfigError, WeightsError, first_line
-
-# Keys that change where or how fast a run executes, not what it computes: allowed to differ on resume.
-RUNTIME_KEYS = ("device", "threads", "data", "download", "eval_batch_size", "compile")
+from .mutable import RUNTIME_KEYS, mutation_error
 
 
 def snapshot(obj: Any) -> Any:
@@ -41,12 +39,16 @@ def set_rng_state(state: dict, generator: torch.Generator) -> None:
     generator.set_state(state["augment"])
 
 
-def check_compatible(saved: dict, config_dict: dict) -> None:
-    """A checkpoint continues only the run that wrote it; say which setting differs."""
+def check_compatible(saved: dict, config_dict: dict, mutated: bool = False) -> None:
+    """A checkpoint continues only the run that wrote it (RUNTIME_KEYS aside); with mutated=True (PBT) the
+    MUTABLE_KEYS may differ too. Says which setting differs, and under PBT why it cannot."""
     for key, value in config_dict.items():
-        if key not in RUNTIME_KEYS and key in saved and saved[key] != value:
+        if key in RUNTIME_KEYS or key not in saved or saved[key] == value:
+            continue
+        why = mutation_error(key, saved[key], value) if mutated else "resume with the same config or start a new run"
+        if why:
             raise ConfigError(f"checkpoint was written with {key}={saved[key]!r} but this config has "
-                              f"{key}={value!r}; resume with the same config or start a new run", key=key)
+                              f"{key}={value!r}; {why}", key=key)
 
 
 def inference_weights(state: dict) -> dict:

@@ -26,7 +26,7 @@ from .data import SPLIT_SEED, Arrays, Split, load_arrays, split
 from .errors import DivergedError
 from .inference import predict_logits_batches
 from .models import model_from_config
-from .optim import build_optimizer, build_scheduler, set_backbone_frozen
+from .optim import apply_mutation, build_optimizer, build_scheduler, set_backbone_frozen
 
 Report = Callable[[dict, dict], None]
 # On CUDA, checking the loss syncs the GPU; look every this many steps (and always at epoch end).
@@ -190,22 +190,27 @@ def prepare_split(config: TrainConfig, data=None) -> Split:
 
 def train(config: TrainConfig | Mapping, report: Report | None = None, *, checkpoint: dict | None = None,
           data=None, extra_val: Mapping[str, tuple] | None = None,
-          progress: Callable[[Iterable, int], Iterable] | None = None) -> TrainResult:
+          progress: Callable[[Iterable, int], Iterable] | None = None, mutated: bool = False) -> TrainResult:
     """Train config.epochs epochs (from checkpoint['epoch'] + 1 when resuming); report(metrics, checkpoint) each epoch.
 
-    progress(range_of_steps, epoch) may wrap each epoch's steps (the CLI's tqdm bar).
+    progress(range_of_steps, epoch) may wrap each epoch's steps (the CLI's tqdm bar). mutated=True (PBT): the
+    checkpoint may come from a run under other values of trainables.mutable.MUTABLE_KEYS; every state is restored
+    and the new values apply from the next step (optim.apply_mutation). Without it a resume continues exactly.
     """
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     if checkpoint is not None:
-        ckpt.check_compatible(checkpoint.get("config", {}), config.to_dict())
+        ckpt.check_compatible(checkpoint.get("config", {}), config.to_dict(), mutated)
     data = prepare_split(config, data)
     device = resolve_device(config.device)
     x_train = torch.from_numpy(data.x_train).to(device).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
     y_train = torch.from_numpy(data.y_train).to(device)
     run = build_run(config, steps_per_epoch(len(x_train), min(config.batch_size, len(x_train))))
     done, history = _restore(run, checkpoint) if checkpoint is not None else (0, [])
+    if checkpoint is not None and mutated:
+        apply_mutation(run.optimizer, run.scheduler, checkpoint["config"], config,
+                       schedule_drives_lr=run.averaging.scheduler(done + 1) is None)
     evals = {"val": (data.x_val, data.y_val)} if len(data.y_val) else {}
     evals.update(extra_val or {})
     for epoch in range(done + 1, config.epochs + 1):
@@ -241,7 +246,9 @@ def make_checkpoint(run: Run, epoch: int, history: list[dict]) -> dict:
 def _restore(run: Run, state: dict) -> tuple[int, list[dict]]:
     """Load every piece of state; returns (epochs done, history so far)."""
     run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
+    # A copy: Optimizer.load_state_dict keeps the given tensors as its state (momentum buffers, Adam moments), so
+    # training would change the caller's checkpoint in place and a second run from it would start elsewhere.
+    run.optimizer.load_state_dict(ckpt.snapshot(state["optimizer"]))
     run.scheduler.load_state_dict(state["scheduler"])
     run.scaler.load_state_dict(state["scaler"])
     run.averaging.load_state_dict(state)
