@@ -93,9 +93,9 @@ class Swa(Raw):
         self.batch_size, self.channels_last, self.amp_dtype = config.batch_size, config.channels_last, amp_dtype
         # Built now, at no cost to the LR (its first step keeps every group's LR), so resuming finds it to load into;
         # stepped per batch, so anneal_epochs counts steps.
+        mults = group_lr_mults(config.backbone_lr_mult)[:len(optimizer.param_groups)]
         self.swalr = None if not config.swa_lr else SWALR(
-            optimizer, [config.swa_lr * m for m, _ in zip(group_lr_mults(config), optimizer.param_groups)],
-            anneal_epochs=steps_per_epoch, anneal_strategy="cos")
+            optimizer, [config.swa_lr * m for m in mults], anneal_epochs=steps_per_epoch, anneal_strategy="cos")
 
     def scheduler(self, epoch: int) -> LRScheduler | None:
         return self.swalr if epoch >= self.first else None

@@ -16,9 +16,9 @@ from .config import TrainConfig
 from .models import head_parameters
 
 
-def group_lr_mults(config: TrainConfig) -> list[float]:
+def group_lr_mults(backbone_lr_mult: float) -> list[float]:
     """Each group's LR as a multiple of the head's: head, backbone (a model without a backbone has the head alone)."""
-    return [1.0, config.backbone_lr_mult]
+    return [1.0, backbone_lr_mult]
 
 
 def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
@@ -27,7 +27,7 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     backbone = [p for p in model.parameters() if id(p) not in head_ids]
     groups = [{"params": head, "lr": config.lr}]
     if backbone:
-        groups.append({"params": backbone, "lr": config.lr * group_lr_mults(config)[1]})
+        groups.append({"params": backbone, "lr": config.lr * group_lr_mults(config.backbone_lr_mult)[1]})
     return groups
 
 
@@ -83,8 +83,8 @@ def apply_mutation(optimizer: torch.optim.Optimizer, scheduler, before: Mapping[
     rescaled to the new base lr (LambdaLR and OneCycleLR are linear in it), each group at its multiplier. Where
     SWALR drives the LR (schedule_drives_lr False) it stays swa_lr's; only the multipliers change.
     """
-    groups, mults = optimizer.param_groups, group_lr_mults(config)
-    if (config.lr, mults) != (before["lr"], [1.0, before["backbone_lr_mult"]]):  # untouched: bit-exact resume
+    groups, mults = optimizer.param_groups, group_lr_mults(config.backbone_lr_mult)
+    if (config.lr, mults) != (before["lr"], group_lr_mults(before["backbone_lr_mult"])):  # else: resume bit-exact
         head = groups[0]
         new_head = {k: head[k] * (config.lr / before["lr"]) for k in LR_KEYS if k in head}
         if not schedule_drives_lr:
