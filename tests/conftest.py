@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import ExitStack
 
 import numpy as np
 import pytest
@@ -71,10 +72,17 @@ class TinyNet(nn.Module):
 
 
 @pytest.fixture
-def tiny_model(monkeypatch) -> str:
-    """Registers 'tiny_net' in MODELS for this test only; returns its name."""
-    monkeypatch.setitem(models.MODELS, "tiny_net", lambda pretrained=False, weights_path="": TinyNet())
-    return "tiny_net"
+def add_model():
+    """add_model(name, builder, **options) -> name: a model in the registry (trainables.models.register_model)
+    for this test only."""
+    with ExitStack() as stack:
+        yield lambda name, builder, **options: stack.enter_context(models.registered_model(name, builder, **options))
+
+
+@pytest.fixture
+def tiny_model(add_model) -> str:
+    """Registers 'tiny_net' for this test only; returns its name."""
+    return add_model("tiny_net", TinyNet)
 
 
 NO_AUG = dict(crop_padding=0, hflip=False)

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as nnf
 
 from trainables import augment as A
+from trainables.compat_torchvision import apply_op
+from trainables.compat_torchvision import policies as tv_policies
 from trainables.config import AUTO_AUGMENTS, TrainConfig
 from trainables.corrupt_aug import AUGMENTATIONS, corrupt
 from trainables.data import normalize
@@ -90,9 +92,7 @@ def test_matches_torchvision_op_by_op(auto):
         ref = x[i : i + 1]
         for op, mag in steps:
             if op[i] >= 0:
-                ref = fam.tv._apply_image_or_video_transform(
-                    ref, fam.names[op[i]], float(mag[i]), interpolation=fam.tv.interpolation, fill=fam.tv._fill
-                )
+                ref = apply_op(fam.tv, ref, fam.names[op[i]], float(mag[i]))
         assert torch.equal(ref, out[i : i + 1]), (i, [(fam.names[o[i]], float(m[i])) for o, m in steps])
 
 
@@ -107,9 +107,7 @@ def test_every_op_at_every_magnitude_matches_torchvision(auto):
         x = images(len(mags), seed=k)
         out = fam.apply(x, torch.full((len(mags),), k), mags)
         for i, m in enumerate(mags.tolist()):
-            ref = fam.tv._apply_image_or_video_transform(
-                x[i : i + 1], name, m, interpolation=fam.tv.interpolation, fill=fam.tv._fill
-            )
+            ref = apply_op(fam.tv, x[i : i + 1], name, m)
             assert torch.equal(ref, out[i : i + 1]), (name, m)
 
 
@@ -121,7 +119,7 @@ def test_each_image_draws_its_own_ops(auto):
     assert len(set(zip(first_op.tolist(), first_mag.tolist()))) > 3  # torchvision's batch call: exactly 1
     if auto == "autoaugment":  # op pairs name the sub-policy: several sub-policies in one batch
         pairs = {tuple(fam.names[o[i]] for o, _ in fam.draw(n, 32, 32, gen(0))) for i in range(n)}
-        policies = {(a[0], b[0]) for a, b in fam.tv._policies}
+        policies = {(a[0], b[0]) for a, b in tv_policies(fam.tv)}
         assert len(pairs & policies) > 3
     x = images(1).expand(n, -1, -1, -1).contiguous()  # n copies of one image
     out = A.BatchAugment(cfg(auto_augment=auto))(x, gen(0))

@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
 import pytest
 import torch
 
-from trainables import models
+from conftest import TinyNet
+from source_scan import ROOT
+from trainables import model_table, models
 from trainables.config import TrainConfig
-from trainables.errors import WeightsError
+from trainables.errors import ConfigError, WeightsError
 from trainables.model_table import PRETRAINED, RESIZABLE
-from trainables.models import BACKBONES, MODELS, Resize, build_model, head_parameters
+from trainables.models import (BACKBONES, MODELS, build_model, head_parameters, model_from_config, register_model,
+                               registered_model, unregister_model)
 
 REGISTERED = list(MODELS)  # read at import: test-only models added by fixtures are not in here
 
@@ -140,7 +145,7 @@ def _first_conv_input(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Si
 def test_backbone_head_is_100_way_and_is_what_head_parameters_returns(name):
     model = build_model(name)
     head = model.get_submodule(BACKBONES[name].head)
-    assert isinstance(head, torch.nn.Linear) and head.out_features == 100
+    assert head(torch.zeros(2, head.in_features)).shape == (2, 100)
     assert [id(p) for p in head_parameters(model)] == [id(p) for p in head.parameters()]
 
 
@@ -150,8 +155,9 @@ def test_backbone_cifar_stem_keeps_32x32(name):
     model = build_model(name, stem="cifar").eval()
     conv = model.get_submodule(row.stem)
     assert conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
-    if row.pool:
-        assert isinstance(model.get_submodule(row.pool), torch.nn.Identity)
+    if row.pool:  # the stem's max-pool is gone: it passes its input through
+        x = torch.randn(2, 8, 32, 32)
+        assert torch.equal(model.get_submodule(row.pool)(x), x)
     seen_in, seen_out = _first_conv_input(model, torch.randn(2, 3, 32, 32))
     assert seen_in[-2:] == (32, 32) and seen_out[-2:] == (32, 32)
     if name != "resnet18_cifar":  # 'auto' is the ImageNet stem, which downsamples 32x32 at once
@@ -168,7 +174,6 @@ def test_input_size_upsamples_inside_the_model(name):
     assert seen_in[-2:] == (64, 64)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
     if name in BACKBONES:
-        assert isinstance(model, Resize)
         assert {id(p) for p in head_parameters(model)} < {id(p) for p in model.parameters()}
 
 
@@ -239,8 +244,83 @@ def test_fetch_weights_downloads_each_row_once_into_the_hub_cache(tmp_path, monk
 
 def test_the_model_table_names_exactly_the_models_built():
     """trainables/model_table.py (no torch: config checks) and trainables/models.py (the builders) agree."""
-    from trainables import model_table
-
-    assert tuple(MODELS) == model_table.NAMES
+    assert tuple(MODELS) == model_table.NAMES == model_table.names()
     assert set(model_table.BACKBONES) <= set(MODELS) and set(PRETRAINED) <= set(MODELS)
+
+
+# ---- models registered at run time ----------------------------------------------------------------
+
+def test_a_registered_model_builds_and_is_a_config_value_until_taken_back():
+    with pytest.raises(ConfigError, match="mine"):
+        TrainConfig.from_dict(model="mine")
+    with registered_model("mine", TinyNet) as name:
+        cfg = TrainConfig.from_dict(model=name)
+        torch.manual_seed(0)
+        built = model_from_config(cfg)
+        torch.manual_seed(0)
+        assert all(torch.equal(a, b) for a, b in zip(built.state_dict().values(), TinyNet().state_dict().values()))
+        assert name in MODELS and name in model_table.names()
+    with pytest.raises(ConfigError, match="mine"):
+        TrainConfig.from_dict(model="mine")
+    assert "mine" not in MODELS and "mine" not in model_table.names()
+
+
+def test_a_registered_model_accepts_only_what_it_was_registered_for():
+    with registered_model("plain", TinyNet):
+        with pytest.raises(ConfigError, match="pretrained"):
+            TrainConfig.from_dict(model="plain", pretrained=True)
+        with pytest.raises(ConfigError, match="input_size"):
+            TrainConfig.from_dict(model="plain", input_size=64)
+    loaded = []
+
+    def weighted(pretrained=False, weights_path=""):
+        loaded.append((pretrained, weights_path))
+        return TinyNet()
+
+    with registered_model("weighted", weighted, pretrained=True, resizable=True):
+        cfg = TrainConfig.from_dict(model="weighted", pretrained=True, weights_path="w.pth", input_size=48)
+        model = model_from_config(cfg)
+        assert loaded == [(True, "w.pth")]
+        seen = []
+        model.net.features[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape[-2:]))
+        assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 100) and seen == [(48, 48)]
+
+
+def test_a_taken_name_is_refused_unless_replaced_and_the_old_model_comes_back():
+    with pytest.raises(ValueError, match="built-in"):
+        register_model("simple_cnn", TinyNet, replace=True)
+    with pytest.raises(ValueError, match="built-in"):
+        unregister_model("simple_cnn")
+    assert "simple_cnn" in MODELS and TrainConfig.from_dict(model="simple_cnn").model == "simple_cnn"
+    with registered_model("twice", TinyNet):
+        with pytest.raises(ValueError, match="replace=True"):
+            register_model("twice", torch.nn.Identity)
+        with registered_model("twice", SmallHead, replace=True):
+            assert build_model("twice").classifier.in_features == SmallHead().classifier.in_features
+        assert build_model("twice").classifier.in_features == TinyNet().classifier.in_features
+    assert "twice" not in MODELS
+
+
+class SmallHead(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.classifier = torch.nn.Linear(3, 100)
+
+    def forward(self, x):
+        return self.classifier(x.mean((2, 3)))
+
+
+def test_config_checks_read_the_table_not_the_builders():
+    """A builder put into MODELS by hand is no config value: the table is the one list (and needs no torch)."""
+    MODELS["by_hand"] = TinyNet
+    try:
+        with pytest.raises(ConfigError, match="by_hand"):
+            TrainConfig.from_dict(model="by_hand")
+    finally:
+        del MODELS["by_hand"]
+    code = ("import sys; from trainables import model_table; from trainables.config import TrainConfig; "
+            "model_table.add_name('declared', resizable=True); "
+            "TrainConfig.from_dict(model='declared', input_size=64); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
 

@@ -17,14 +17,9 @@ import torch
 import torch.nn.functional as nnf
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
-from torchvision.transforms.v2.functional._color import _hsv_to_rgb, _rgb_to_grayscale_image, _rgb_to_hsv
-from torchvision.transforms.v2.functional._geometry import (
-    _affine_grid,
-    _apply_grid_transform,
-    _get_inverse_affine_matrix,
-)
 
 from .augmix import AugMix
+from . import compat_torchvision as tvc
 from .config import TrainConfig
 from .corrupt_aug import corrupt
 from .data import normalize
@@ -79,15 +74,15 @@ def _grid(name: str, mag: float, h: int, w: int, device: torch.device) -> torch.
         translate = [0.0, float(int(mag))]
     else:  # Rotate: F.rotate negates the angle relative to F.affine
         angle = -(mag % 360)
-    matrix = _get_inverse_affine_matrix(center, angle, translate, 1.0, shear)
+    matrix = tvc.get_inverse_affine_matrix(center, angle, translate, 1.0, shear)
     theta = torch.tensor(matrix, dtype=torch.float32, device=device).reshape(1, 2, 3)
-    return _affine_grid(theta, w=w, h=h, ow=w, oh=h)
+    return tvc.affine_grid(theta, w=w, h=h, ow=w, oh=h)
 
 
 def _affine(x: torch.Tensor, name: str, mag: torch.Tensor) -> torch.Tensor:
     vals, inverse = mag.unique(return_inverse=True)
     grids = torch.cat([_grid(name, v, *x.shape[-2:], x.device) for v in vals.tolist()])
-    return _apply_grid_transform(x, grids[inverse.to(x.device)], "nearest", None)
+    return tvc.apply_grid_transform(x, grids[inverse.to(x.device)], "nearest", None)
 
 
 def _blend(x: torch.Tensor, name: str, factor: torch.Tensor) -> torch.Tensor:
@@ -100,7 +95,7 @@ def _blend(x: torch.Tensor, name: str, factor: torch.Tensor) -> torch.Tensor:
     elif name == "Sharpness":  # factor 0 gives the blurred degenerate (borders untouched)
         out = torch.addcmul(xf, F.adjust_sharpness(x, 0.0).float() - xf, alpha)
     else:
-        gray = _rgb_to_grayscale_image(x, num_output_channels=1, preserve_dtype=False).floor_()
+        gray = tvc.rgb_to_grayscale_image(x, num_output_channels=1, preserve_dtype=False).floor_()
         if name == "Contrast":
             gray = gray.mean(dim=(-3, -2, -1), keepdim=True)
         out = torch.addcmul(xf * ratio, gray, alpha)  # fused like torchvision's add_(alpha=): bit-exact
@@ -124,17 +119,17 @@ class AutoAugmentFamily:
         else:
             raise ValueError(f"no auto-augment named '{kind}'")
         self.kind = kind
-        self.names = list(self.tv._AUGMENTATION_SPACE)
-        self.signed = torch.tensor([signed for _, signed in self.tv._AUGMENTATION_SPACE.values()])
+        self.names = list(tvc.augmentation_space(self.tv))
+        self.signed = torch.tensor([signed for _, signed in tvc.augmentation_space(self.tv).values()])
         if kind == "autoaugment":  # sub-policy table: (policy, step) -> op index, probability, magnitude bin
-            pols = self.tv._policies
+            pols = tvc.policies(self.tv)
             self.pol_ops = torch.tensor([[self.names.index(op) for op, _, _ in p] for p in pols])
             self.pol_probs = torch.tensor([[pr for _, pr, _ in p] for p in pols], dtype=torch.float64)
             self.pol_bins = torch.tensor([[b or 0 for _, _, b in p] for p in pols])
 
     def table(self, h: int, w: int) -> torch.Tensor:
         """(op, bin) -> unsigned magnitude, float64 holding torchvision's float32 values; 0 where none."""
-        rows = [fn(self.bins, h, w) for fn, _ in self.tv._AUGMENTATION_SPACE.values()]
+        rows = [fn(self.bins, h, w) for fn, _ in tvc.augmentation_space(self.tv).values()]
         return torch.stack([torch.zeros(self.bins) if r is None else r.float() for r in rows]).double()
 
     def draw(self, n: int, h: int, w: int, g: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -171,9 +166,7 @@ class AutoAugmentFamily:
             else:  # few distinct magnitudes (or none): torchvision's own dispatch per group
                 for v, j in _groups(m):
                     j = j.to(x.device)
-                    sub[j] = self.tv._apply_image_or_video_transform(
-                        sub[j], name, v, interpolation=self.tv.interpolation, fill=self.tv._fill
-                    )
+                    sub[j] = tvc.apply_op(self.tv, sub[j], name, v)
             out = x.clone() if out is None else out
             out.index_copy_(0, dev_idx, sub)
         return x if out is None else out
@@ -189,18 +182,18 @@ def _jitter_brightness(x, f):
 
 
 def _jitter_contrast(x, f):
-    mean = _rgb_to_grayscale_image(x, preserve_dtype=False).mean(dim=(-3, -2, -1), keepdim=True)
+    mean = tvc.rgb_to_grayscale_image(x, preserve_dtype=False).mean(dim=(-3, -2, -1), keepdim=True)
     return (x * f + mean * (1 - f)).clamp_(0, 1)
 
 
 def _jitter_saturation(x, f):
-    gray = _rgb_to_grayscale_image(x, preserve_dtype=False)
+    gray = tvc.rgb_to_grayscale_image(x, preserve_dtype=False)
     return (x * f + gray * (1 - f)).clamp_(0, 1)
 
 
 def _jitter_hue(x, f):
-    h, s, v = _rgb_to_hsv(x).unbind(-3)
-    return _hsv_to_rgb(torch.stack(((h + f[:, 0]).remainder_(1.0), s, v), -3))
+    h, s, v = tvc.rgb_to_hsv(x).unbind(-3)
+    return tvc.hsv_to_rgb(torch.stack(((h + f[:, 0]).remainder_(1.0), s, v), -3))
 
 
 _JITTER = (_jitter_brightness, _jitter_contrast, _jitter_saturation, _jitter_hue)

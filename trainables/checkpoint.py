@@ -8,10 +8,9 @@ from typing import Any
 
 import torch
 
+from .averaging import STATE_KEYS
 from .errors import ConfigError, WeightsError, first_line
-
-# Keys that change where or how fast a run executes, not what it computes: allowed to differ on resume.
-RUNTIME_KEYS = ("device", "threads", "data", "download", "eval_batch_size", "compile")
+from .mutable import RUNTIME_KEYS, mutation_error
 
 
 def snapshot(obj: Any) -> Any:
@@ -40,12 +39,26 @@ def set_rng_state(state: dict, generator: torch.Generator) -> None:
     generator.set_state(state["augment"])
 
 
-def check_compatible(saved: dict, config_dict: dict) -> None:
-    """A checkpoint continues only the run that wrote it; say which setting differs."""
+def check_compatible(saved: dict, config_dict: dict, mutated: bool = False) -> None:
+    """A checkpoint continues only the run that wrote it (RUNTIME_KEYS aside); with mutated=True (PBT) the
+    MUTABLE_KEYS may differ too. Says which setting differs, and under PBT why it cannot."""
     for key, value in config_dict.items():
-        if key not in RUNTIME_KEYS and key in saved and saved[key] != value:
+        if key in RUNTIME_KEYS or key not in saved or saved[key] == value:
+            continue
+        why = mutation_error(key, saved[key], value) if mutated else "resume with the same config or start a new run"
+        if why:
             raise ConfigError(f"checkpoint was written with {key}={saved[key]!r} but this config has "
-                              f"{key}={value!r}; resume with the same config or start a new run", key=key)
+                              f"{key}={value!r}; {why}", key=key)
+
+
+def inference_weights(state: dict) -> dict:
+    """The state dict to predict with from a training checkpoint, for model_from_config(state's config): the
+    averaged weights where EMA or SWA has begun averaging (what that epoch's validation measured), else "model"."""
+    for key in STATE_KEYS:
+        averaged = state.get(key)
+        if averaged is not None and int(averaged["n_averaged"]) > 0:
+            return {name[len("module."):]: value for name, value in averaged.items() if name.startswith("module.")}
+    return state["model"]
 
 
 def load(path: str) -> dict:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import sys
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from .errors import ConfigError, did_you_mean
 from . import model_table
-from .model_table import PRETRAINED, STEMS, option_error
+from .model_table import STEMS, option_error
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("cosine", "onecycle", "step", "none")
@@ -47,6 +46,11 @@ class TrainConfig:
     warmup_epochs: int = 0
     pct_start: float = 0.3
     label_smoothing: float = 0.0
+    clip_grad_norm: float = 0.0  # >0: gradients clipped to this total L2 norm before every step; 0 = off
+    # weight averaging (trainables/averaging.py): validation and the returned model use the averaged weights
+    ema_decay: float = 0.0  # >0: exponential moving average of weights and BN buffers, every step; 0 = off
+    swa_epochs: int = 0  # >0: stochastic weight averaging of the last N epochs' end-of-epoch weights; 0 = off
+    swa_lr: float = 0.0  # >0: SWALR anneals to this LR for the SWA epochs; 0 = the configured schedule continues
     # augmentation (train only; validation/test images are never augmented)
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
@@ -101,7 +105,7 @@ class TrainConfig:
         return TrainConfig.from_dict(self.to_dict(), **changes)
 
     def validate(self) -> None:
-        _choice("model", self.model, _model_names())
+        _choice("model", self.model, model_table.names())
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("scheduler", self.scheduler, SCHEDULERS)
         _choice("auto_augment", self.auto_augment, AUTO_AUGMENTS)
@@ -135,6 +139,8 @@ class TrainConfig:
         _range("augmix_depth", self.augmix_depth, 0, 10)
         _range("augmix_alpha", self.augmix_alpha, 0.0, 10.0, low_open=True)
         _range("augmix_jsd_weight", self.augmix_jsd_weight, 0.0, 100.0)
+        _range("clip_grad_norm", self.clip_grad_norm, 0.0, math.inf)
+        self._check_averaging()
         _range("threads", self.threads, 0, 1024)
         _range("seed", self.seed, 0, 2**31 - 1)
         _range("val_fraction", self.val_fraction, 0.0, 0.9)
@@ -145,21 +151,31 @@ class TrainConfig:
             raise ConfigError(f"weights_path '{self.weights_path}' is set but pretrained is false; "
                               f"set pretrained: true", key="weights_path")
         if self.pretrained:
-            if self.model not in PRETRAINED:
+            if self.model not in model_table.pretrained_names():
                 raise ConfigError(
                     f"pretrained=true: model '{self.model}' has no ImageNet weights; "
-                    f"choose one of {', '.join(PRETRAINED)}", key="pretrained"
+                    f"choose one of {', '.join(model_table.pretrained_names())}", key="pretrained"
                 )
         problem = option_error(self.model, self.stem, self.input_size)
         if problem:
             raise ConfigError(problem[1], key=problem[0])
 
-
-def _model_names() -> tuple[str, ...]:
-    """The registry's names: trainables.models.MODELS once it is loaded (a program or a test may register a model
-    there), else the table's, which needs no torch (checking a YAML file or a flag stays instant)."""
-    loaded = sys.modules.get(__package__ + ".models")
-    return tuple(loaded.MODELS) if loaded is not None and hasattr(loaded, "MODELS") else model_table.NAMES
+    def _check_averaging(self) -> None:
+        if self.ema_decay and not 0 < self.ema_decay < 1:
+            raise ConfigError(f"config key 'ema_decay': {self.ema_decay} is out of range; allowed 0 (off) or "
+                              f"strictly between 0 and 1 (e.g. 0.999)", key="ema_decay")
+        _range("swa_epochs", self.swa_epochs, 0, 10_000)
+        if self.swa_epochs >= self.epochs:
+            raise ConfigError(f"config key 'swa_epochs': {self.swa_epochs} is longer than the run (epochs="
+                              f"{self.epochs}); allowed 0 to {self.epochs - 1}: SWA averages the last epochs, after at "
+                              f"least one plain one", key="swa_epochs")
+        _range("swa_lr", self.swa_lr, 0.0, 10.0)
+        if self.swa_lr and not self.swa_epochs:
+            raise ConfigError(f"config key 'swa_lr': {self.swa_lr} is set but swa_epochs is 0 (SWA off); set "
+                              f"swa_epochs or leave swa_lr 0", key="swa_lr")
+        if self.ema_decay and self.swa_epochs:
+            raise ConfigError(f"ema_decay={self.ema_decay} and swa_epochs={self.swa_epochs} both average the "
+                              f"weights; choose one (set the other to 0)", key="swa_epochs")
 
 
 _TRUE = {"true", "yes", "on", "1"}

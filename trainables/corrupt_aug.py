@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as nnf
 from PIL import Image
 from torchvision.io import decode_jpeg, encode_jpeg
-from torchvision.transforms.v2.functional._color import _hsv_to_rgb, _rgb_to_hsv
 
+from .compat_torchvision import hsv_to_rgb, rgb_to_hsv
 from .corruption_table import PARAMS
 
 # Here a severity is 0..4 (an index into a table row): `sev` tensors are drawn with randint(5).
@@ -65,16 +65,16 @@ def contrast(x, sev, g):
 
 
 def brightness(x, sev, g):
-    h, s, v = _rgb_to_hsv(x).unbind(-3)
+    h, s, v = rgb_to_hsv(x).unbind(-3)
     v = (v + _param(PARAMS["brightness"], sev, x)[:, 0]).clamp(0, 1)
-    return _hsv_to_rgb(torch.stack((h, s, v), -3))
+    return hsv_to_rgb(torch.stack((h, s, v), -3))
 
 
 def saturate(x, sev, g):
     a = _param([p[0] for p in PARAMS["saturate"]], sev, x)[:, 0]
     b = _param([p[1] for p in PARAMS["saturate"]], sev, x)[:, 0]
-    h, s, v = _rgb_to_hsv(x).unbind(-3)
-    return _hsv_to_rgb(torch.stack((h, (s * a + b).clamp(0, 1), v), -3))
+    h, s, v = rgb_to_hsv(x).unbind(-3)
+    return hsv_to_rgb(torch.stack((h, (s * a + b).clamp(0, 1), v), -3))
 
 
 @functools.lru_cache(maxsize=None)

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import averaging
 from . import checkpoint as ckpt
 from .augment import BatchAugment, mix, split_views
 from .augmix import jsd_loss
@@ -25,7 +26,7 @@ from .data import SPLIT_SEED, Arrays, Split, load_arrays, split
 from .errors import DivergedError
 from .inference import predict_logits_batches
 from .models import model_from_config
-from .optim import build_optimizer, build_scheduler, set_backbone_frozen
+from .optim import apply_mutation, build_optimizer, build_scheduler, set_backbone_frozen
 
 Report = Callable[[dict, dict], None]
 # On CUDA, checking the loss syncs the GPU; look every this many steps (and always at epoch end).
@@ -54,6 +55,7 @@ class Run:
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor]
     mix: Callable
     generator: torch.Generator
+    averaging: averaging.Raw  # EMA / SWA weights beside `model`, or none
 
 
 def resolve_device(name: str) -> torch.device:
@@ -90,6 +92,7 @@ def build_run(config: TrainConfig, steps_per_epoch: int) -> Run:
         scheduler=build_scheduler(optimizer, config, steps_per_epoch),
         scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
         augment=BatchAugment(config), mix=mix, generator=generator,
+        averaging=averaging.build(config, model, optimizer, steps_per_epoch, dtype),
     )
 
 
@@ -111,6 +114,7 @@ def train_one_epoch(run: Run, x: torch.Tensor, y: torch.Tensor, epoch: int,
     loss_sum = torch.zeros((), device=dev)
     correct = torch.zeros((), device=dev)
     lr = run.optimizer.param_groups[0]["lr"]
+    scheduler = run.averaging.scheduler(epoch) or run.scheduler
     start = time.perf_counter()
     for step in progress(range(steps), epoch) if progress else range(steps):
         idx = perm[step * bs:(step + 1) * bs]
@@ -128,10 +132,14 @@ def train_one_epoch(run: Run, x: torch.Tensor, y: torch.Tensor, epoch: int,
             loss = loss + cfg.augmix_jsd_weight * jsd_loss(views)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
+        if cfg.clip_grad_norm:
+            run.scaler.unscale_(run.optimizer)  # clip the true gradients, not fp16's loss-scaled ones
+            nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_grad_norm)
         run.scaler.step(run.optimizer)
         run.scaler.update()
+        run.averaging.after_step()
         lr = run.optimizer.param_groups[0]["lr"]  # the head's lr, as used by this step
-        run.scheduler.step()
+        scheduler.step()
         loss_sum += loss.detach()
         pred = logits.detach().argmax(1)
         correct += _mixed(pred == ya, pred == yb, lam).sum()
@@ -182,36 +190,43 @@ def prepare_split(config: TrainConfig, data=None) -> Split:
 
 def train(config: TrainConfig | Mapping, report: Report | None = None, *, checkpoint: dict | None = None,
           data=None, extra_val: Mapping[str, tuple] | None = None,
-          progress: Callable[[Iterable, int], Iterable] | None = None) -> TrainResult:
+          progress: Callable[[Iterable, int], Iterable] | None = None, mutated: bool = False) -> TrainResult:
     """Train config.epochs epochs (from checkpoint['epoch'] + 1 when resuming); report(metrics, checkpoint) each epoch.
 
-    progress(range_of_steps, epoch) may wrap each epoch's steps (the CLI's tqdm bar).
+    progress(range_of_steps, epoch) may wrap each epoch's steps (the CLI's tqdm bar). mutated=True (PBT): the
+    checkpoint may come from a run under other values of trainables.mutable.MUTABLE_KEYS; every state is restored
+    and the new values apply from the next step (optim.apply_mutation). Without it a resume continues exactly.
     """
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     if checkpoint is not None:
-        ckpt.check_compatible(checkpoint.get("config", {}), config.to_dict())
+        ckpt.check_compatible(checkpoint.get("config", {}), config.to_dict(), mutated)
     data = prepare_split(config, data)
     device = resolve_device(config.device)
     x_train = torch.from_numpy(data.x_train).to(device).permute(0, 3, 1, 2).contiguous()  # uint8 NCHW
     y_train = torch.from_numpy(data.y_train).to(device)
     run = build_run(config, steps_per_epoch(len(x_train), min(config.batch_size, len(x_train))))
     done, history = _restore(run, checkpoint) if checkpoint is not None else (0, [])
+    if checkpoint is not None and mutated:
+        apply_mutation(run.optimizer, run.scheduler, checkpoint["config"], config,
+                       schedule_drives_lr=run.averaging.scheduler(done + 1) is None)
     evals = {"val": (data.x_val, data.y_val)} if len(data.y_val) else {}
     evals.update(extra_val or {})
     for epoch in range(done + 1, config.epochs + 1):
         start = time.perf_counter()
         tr = train_one_epoch(run, x_train, y_train, epoch, progress)
+        run.averaging.end_epoch(epoch, x_train)
         metrics = {"epoch": epoch, "train_loss": tr["train_loss"], "train_acc": tr["train_acc"]}
         for name, (x, y) in evals.items():
-            ev = evaluate(run.model, x, y, config.eval_batch_size, device, config.channels_last, run.amp_dtype)
+            ev = evaluate(run.averaging.model(), x, y, config.eval_batch_size, device, config.channels_last,
+                          run.amp_dtype)
             metrics.update({f"{name}_loss": ev["loss"], f"{name}_acc": ev["acc"]})
         metrics.update(lr=tr["lr"], epoch_time_s=time.perf_counter() - start, images_per_s=tr["images_per_s"])
         history.append(metrics)
         if report is not None:
             report(dict(metrics), make_checkpoint(run, epoch, history))
-    return TrainResult(run.model, dict(history[-1]) if history else {}, history)
+    return TrainResult(run.averaging.model(), dict(history[-1]) if history else {}, history)
 
 
 def make_checkpoint(run: Run, epoch: int, history: list[dict]) -> dict:
@@ -224,14 +239,18 @@ def make_checkpoint(run: Run, epoch: int, history: list[dict]) -> dict:
         "rng": ckpt.rng_state(run.generator),
         "config": run.config.to_dict(),
         "history": [dict(m) for m in history],
+        **run.averaging.state_dict(),  # "ema" or "swa" (+ "swa_scheduler" with swa_lr): see averaging.py
     })
 
 
 def _restore(run: Run, state: dict) -> tuple[int, list[dict]]:
     """Load every piece of state; returns (epochs done, history so far)."""
     run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
+    # A copy: Optimizer.load_state_dict keeps the given tensors as its state (momentum buffers, Adam moments), so
+    # training would change the caller's checkpoint in place and a second run from it would start elsewhere.
+    run.optimizer.load_state_dict(ckpt.snapshot(state["optimizer"]))
     run.scheduler.load_state_dict(state["scheduler"])
     run.scaler.load_state_dict(state["scaler"])
+    run.averaging.load_state_dict(state)
     ckpt.set_rng_state(state["rng"], run.generator)
     return int(state["epoch"]), [dict(m) for m in state.get("history", [])][:int(state["epoch"])]

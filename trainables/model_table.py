@@ -36,6 +36,55 @@ PRETRAINED = (*BACKBONES, "efficientnet_lite0")
 RESIZABLE = (*BACKBONES, "efficientnet_lite0")  # the from-scratch CNNs' linear layers fix them to 32x32
 
 
+@dataclass(frozen=True)
+class Added:
+    """What a model added at run time accepts (trainables.models.register_model)."""
+
+    pretrained: bool = False  # has ImageNet weights of its own: pretrained=true allowed
+    resizable: bool = False  # takes input_size (not fixed to 32x32 by its linear layers)
+
+
+# Names added at run time, by a program or a test with a network of its own (trainables.models.register_model, or
+# add_name alone where only configs are checked and nothing is built). Config checks read this table, never
+# trainables.models: checking a config must not import torch.
+_ADDED: dict[str, Added] = {}
+
+
+def names() -> tuple[str, ...]:
+    """Every model a config may name: the built-in ones, then those added at run time."""
+    return (*NAMES, *_ADDED)
+
+
+def pretrained_names() -> tuple[str, ...]:
+    return (*PRETRAINED, *(n for n, a in _ADDED.items() if a.pretrained))
+
+
+def resizable_names() -> tuple[str, ...]:
+    return (*RESIZABLE, *(n for n, a in _ADDED.items() if a.resizable))
+
+
+def added(name: str) -> Added | None:
+    """What a name added at run time accepts; None for a built-in or unknown name."""
+    return _ADDED.get(name)
+
+
+def add_name(name: str, *, pretrained: bool = False, resizable: bool = False, replace: bool = False) -> None:
+    """Make `name` a valid config value. A built-in name cannot be taken; an added one only with replace=True."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a model name is a non-empty string, not {name!r}")
+    if name in NAMES:
+        raise ValueError(f"model name '{name}' is a built-in model's; choose another name")
+    if name in _ADDED and not replace:
+        raise ValueError(f"model name '{name}' is already registered; pass replace=True to replace it")
+    _ADDED[name] = Added(bool(pretrained), bool(resizable))
+
+
+def remove_name(name: str) -> None:
+    if name not in _ADDED:
+        raise ValueError(f"model '{name}' was not added at run time; the built-in models stay")
+    del _ADDED[name]
+
+
 def option_error(model: str, stem: str, input_size: int) -> tuple[str, str] | None:
     """(key, why) when `stem` / `input_size` do not fit `model`, else None: TrainConfig.validate's check."""
     if stem != "auto" and model not in BACKBONES:
@@ -46,7 +95,7 @@ def option_error(model: str, stem: str, input_size: int) -> tuple[str, str] | No
                         "model resnet18 has the ImageNet one")
     if input_size and input_size < 32:
         return "input_size", f"config key 'input_size': {input_size} is too small; 0 (feed 32x32 as is) or at least 32"
-    if input_size and model not in RESIZABLE:
+    if input_size and model not in resizable_names():
         return "input_size", (f"config key 'input_size': model '{model}' is built for 32x32 inputs; "
-                               f"input_size applies to {', '.join(RESIZABLE)}")
+                               f"input_size applies to {', '.join(resizable_names())}")
     return None

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from functools import partial
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
 
 from .errors import WeightsError, first_line
+from . import model_table
 from .model_table import BACKBONES, Backbone
 
 NUM_CLASSES = 100
@@ -245,6 +247,48 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     **{name: partial(torchvision_backbone, name) for name in BACKBONES},
     "efficientnet_lite0": lambda pretrained=False, weights_path="": EfficientNetLite0(pretrained, weights_path),
 }
+
+
+def register_model(name: str, builder: Callable[..., nn.Module], *, pretrained: bool = False,
+                   resizable: bool = False, replace: bool = False) -> None:
+    """Add a network of your own under `name`: it builds through MODELS and is a valid config `model`.
+
+    `builder()` returns a fresh nn.Module taking normalised (N, 3, 32, 32) batches to 100 logits, its head at
+    `.classifier` (or the dotted path in its HEAD_ATTR attribute); with pretrained=True it is called as
+    `builder(pretrained=..., weights_path=...)` and may load weights. resizable: it accepts input_size (wrapped
+    in Resize). A taken name is refused: a built-in one always, a registered one unless replace=True.
+    """
+    if name in model_table.NAMES:
+        raise ValueError(f"model name '{name}' is a built-in model's; choose another name")
+    if name in MODELS and not replace:
+        raise ValueError(f"model name '{name}' is already registered; pass replace=True to replace it")
+    # replace=True here too: a program that checks configs before it builds may have added the name alone
+    model_table.add_name(name, pretrained=pretrained, resizable=resizable, replace=True)
+    # One calling convention in MODELS; a model without weights of its own needs no arguments.
+    MODELS[name] = builder if pretrained else (lambda pretrained=False, weights_path="": builder())
+
+
+def unregister_model(name: str) -> None:
+    """Take back a registered name (the built-in models stay)."""
+    model_table.remove_name(name)
+    MODELS.pop(name, None)
+
+
+@contextmanager
+def registered_model(name: str, builder: Callable[..., nn.Module], **options) -> Iterator[str]:
+    """register_model for a `with` block (a test's model); yields the name. On exit the name is gone again,
+    or, where replace=True replaced a registered model, that model is back."""
+    before = (MODELS[name], model_table.added(name)) if name in MODELS and model_table.added(name) else None
+    register_model(name, builder, **options)
+    try:
+        yield name
+    finally:
+        unregister_model(name)
+        if before is not None:
+            MODELS[name] = before[0]
+            model_table.add_name(name, pretrained=before[1].pretrained, resizable=before[1].resizable)
+
+
 def build_model(name: str, pretrained: bool = False, weights_path: str = "", stem: str = "auto",
                 input_size: int = 0) -> nn.Module:
     if name in BACKBONES:

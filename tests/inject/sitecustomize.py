@@ -56,7 +56,8 @@ FAULT_KINDS = ("raise", "oom_gpu", "oom_host", "kill", "nan", "inf")
 
 def _fault_names(table):
     """The names a config may use (trainables/model_table.py: checked with no torch in the driver)."""
-    table.NAMES = (*table.NAMES, *(f"fault_{kind}" for kind in FAULT_KINDS))
+    for kind in FAULT_KINDS:
+        table.add_name(f"fault_{kind}")
 
 
 def _fault_models(models):
@@ -107,8 +108,8 @@ def _fault_models(models):
                 return out + mask
             return out
 
-    for kind in FAULT_KINDS:
-        models.MODELS[f"fault_{kind}"] = lambda pretrained=False, weights_path="", kind=kind: Faulty(kind)
+    for kind in FAULT_KINDS:  # replace: the model_table hook above has added the names already
+        models.register_model(f"fault_{kind}", lambda kind=kind: Faulty(kind), replace=True)
 
 
 def _enospc(atomic):
