@@ -27,10 +27,12 @@ SOURCES = sources(("sweep", "trainables", "robustness"), recursive=True)  # swee
 
 # (file, target expression) -> why it may write straight to its target
 ALLOWED = {
-    ("sweep/pipeline.py", "probe"): "a probe of whether the results folder is writable; deleted at once",
-    ("sweep/ray_adapter.py", "os.path.join(d, CKPT_FILE)"): "a private TemporaryDirectory Ray copies as a checkpoint",
+    ("sweep/pipeline/inputs.py", "probe"): "a probe of whether the results folder is writable; deleted at once",
+    ("sweep/ray_adapter/trial.py", "os.path.join(d, dur.CKPT_FILE)"):
+        "a private TemporaryDirectory Ray copies as a checkpoint",
+    ("sweep/ray_adapter/trial.py", "os.path.join(d, dur.LINEAGE_FILE)"): "the same checkpoint's lineage, beside it",
     ("robustness/download.py", "part"): "<name>.part, renamed only once its sha256 is verified",
-    ("sweep/ray_adapter.py", "buf"): "an in-memory buffer, then written through a temporary name",
+    ("sweep/ray_adapter/durability.py", "buf"): "an in-memory buffer, then written through a temporary name",
 }
 TEMP_NAMES = ("tmp", "fd")  # atomic_path / mkstemp temporaries, renamed over the target once complete
 
