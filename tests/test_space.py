@@ -14,7 +14,6 @@ import yaml
 from sweep.space import SAMPLERS, SpaceError, load_space
 from sweep.trial_schedulers import SCHEDULERS
 from trainables.config import TrainConfig
-from trainables.errors import UserError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,8 +155,15 @@ def test_spec_is_frozen():
         spec.fixed["epochs"] = 3
 
 
-def test_space_error_is_a_user_error():
-    assert issubclass(SpaceError, UserError)
+def test_a_space_error_is_one_line_and_exit_2_in_every_cli(tmp_path, capsys):
+    """A SpaceError is the user's to fix: the CLIs' one front end (trainables.cli.run) prints it alone, status 2."""
+    from trainables import cli
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: t\nmetric: val_acc\nparams: {lr: {type: loguniform, low: 1.0, high: 0.1}}\n")
+    status = cli.run(lambda: load_space(bad))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith(f"error: {bad}: params.lr.high")
 
 
 # --- bad files: each names the file, the key path and the bad value ------------------------------

@@ -71,7 +71,7 @@ class SweepSpec:
         return define_by_run(self.fixed, self.params, trial)
 
     def make_sampler(self):
-        return make_sampler(self.sampler)
+        return make_sampler(self.sampler, self.trials.max_concurrent)
 
     def active(self, config: Mapping[str, Any]) -> dict:
         """`config` without the searched parameters it does not use (their `when:` does not hold). Under PBT Tune

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, NamedTuple
 
-from trainables.errors import did_you_mean
+from trainables.errors import closest
 
 from ..space.errors import Invalid
 from ..space.values import mapping, show, thaw
@@ -120,9 +120,9 @@ def read(raw: Any, ctx: Context, path: str = "trial_scheduler") -> TrialSchedule
         raise Invalid(path, f"{show(raw)} is not a mapping; write e.g. {{type: asha, grace_period: 3}}")
     kind = raw.get("type", "asha")
     if not isinstance(kind, str) or kind not in SCHEDULERS:
-        hint = did_you_mean(kind, SCHEDULERS)
+        close = closest(kind, SCHEDULERS)
         raise Invalid(f"{path}.type", f"unknown trial scheduler {show(kind)}; allowed: {', '.join(SCHEDULERS)}"
-                                      f"{hint if 'did you mean' in hint else ''}")
+                                      + (f"; did you mean '{close}'?" if close else ""))
     _check_installed(kind, path)
     row = SCHEDULERS[kind]
     mapping(raw, path, ["type", *row.readers])
