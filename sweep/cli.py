@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ood-dir", help="folder with distortion00.npy … distortion18.npy; when given, the final model's "
                                      "predictions are written as submission_ood.csv")
     p.add_argument("--results-dir", default="results", help="where results/<sweep name>/ goes (default: results)")
-    p.add_argument("--num-samples", type=int, help="number of trials (overrides trials.num_samples)")
+    p.add_argument("--num-samples", type=int, help="number of trials (overrides trials.num_samples); with --resume, "
+                                                   "more than the sweep has adds trials to it")
     p.add_argument("--max-concurrent", type=int, help="trials running at once (overrides trials.max_concurrent)")
     p.add_argument("--smoke-test", action="store_true",
                    help="the same path shrunk by the YAML's smoke section: about a minute on a CPU")

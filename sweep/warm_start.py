@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from trainables.config import TrainConfig, config_fields, coerce
 from trainables.errors import ConfigError, UserError
 
+from .ranking import finite
 from .results import read_csv
 from .space.check import config_error
 from .space.values import show
@@ -192,9 +193,11 @@ def _best(evaluated: list, spec, top: int) -> tuple:
 
 
 def points(warm: WarmStart | None, spec) -> list[dict]:
-    """What runs first: the earlier sweeps' best, then the YAML's enqueue: entries not among them."""
+    """What runs first: the earlier sweeps' best, then the YAML's enqueue: entries not among them, and not already
+    evaluated (an added part of this sweep, or an earlier sweep, ran them: the sampler is told their values)."""
     first = [dict(p) for p in (warm.enqueue if warm else ())]
-    return first + [p for p in spec.points_to_evaluate if p not in first]
+    ran = [dict(p) for p, _, _ in (warm.evaluated if warm else ())]
+    return first + [p for p in spec.points_to_evaluate if p not in first and p not in ran]
 
 
 def add_to_study(study, warm: WarmStart, spec) -> None:
@@ -216,3 +219,16 @@ def recorded(folder: str) -> dict | None:
             return json.load(f).get("warm_start")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def from_runs(runs, spec) -> WarmStart:
+    """The trials of this sweep's earlier parts (sweep/pipeline/segments.py) told to a new part's sampler, as Ray's
+    OptunaSearch told them in their own part: completed and stopped-early ones with their last values."""
+    evaluated = []
+    for run in runs:
+        for t in run.trials:
+            values = tuple(t.metrics.get(o.metric) for o in spec.objectives)
+            if str(t.status) in USED and all(finite(v) for v in values):
+                params = {p.name: t.config[p.name] for p in spec.params if p.name in t.config}
+                evaluated.append((params, tuple(float(v) for v in values), "this sweep's earlier trials"))
+    return WarmStart(("this sweep",), tuple(evaluated))

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,3 +60,32 @@ def orchestrate(*args, timeout=600, env=None):
 def read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+FINISHED = re.compile(r"\[sweep\] trial (\w+) (?:completed|stopped early by [\w ]+) after")
+
+
+def run_until(cmd, stop_at: int | None = None, sig=None, timeout: float = 420) -> tuple[int, str]:
+    """Run in its own session; after `stop_at` trials have finished, send `sig` (SIGKILL: to the whole session)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines, finished, t0 = [], 0, time.time()
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if stop_at is not None and FINISHED.search(line):
+                finished += 1
+                if finished == stop_at:
+                    if sig == signal.SIGKILL:
+                        os.killpg(proc.pid, sig)
+                        break
+                    proc.send_signal(sig)
+                    stop_at = None
+            if time.time() - t0 > timeout:
+                break
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, "".join(lines)

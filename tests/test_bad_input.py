@@ -147,8 +147,9 @@ ORCHESTRATOR = {
     "resume-nothing": (lambda c: c.args("--resume"), ["nothing to resume", "no sweep.json"]),
     "resume-damaged-manifest": (lambda c: [c.sweep_folder(), *c.args("--resume")][1:],
                                 ["sweep.json", "is not a sweep.json"]),
-    "resume-more-trials": (lambda c: [c.sweep_folder(**c.same_sweep_json(num_samples=3)),
-                                      *c.args("--resume")][1:], ["trials.num_samples 3, not 4", "--results-dir"]),
+    "resume-fewer-trials": (lambda c: [c.sweep_folder(**c.same_sweep_json(num_samples=5)),
+                                       *c.args("--resume", "--num-samples", "4")][1:],
+                            ["--num-samples 4: this sweep has 5 trials already", "allowed: 5"]),
     # YAML
     "yaml-syntax": (lambda c: c.args(space=c.space("reduction_factor: 2}", "reduction_factor: 2")),
                     [f"bad-space.yaml:{_line_of('trials:')}:", "YAML syntax error"]),  # where PyYAML noticed

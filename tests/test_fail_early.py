@@ -184,18 +184,19 @@ def test_a_trial_trained_once_it_saved_or_logged_an_epoch(tmp_path):
 
 def test_a_retrain_config_the_data_cannot_hold_is_one_line(tmp_path, synth_arrays):
     """E.g. a best.json from a sweep on more data: the retrain says so before its first epoch."""
-    from sweep.retrain import retrain_seeds
+    from sweep.ensemble import Member
+    from sweep.retrain import Retrain
     from sweep.space import load_space
     from trainables.data import Arrays
     from trainables.errors import DataError
 
     spec = load_space(SMOKE)
-    best = {"trial_id": "abc", "config": {"model": "small_cnn", "subset": 6000, "epochs": 2, "batch_size": 32},
-            "data": {"path": "synth.npz"}, "status": "completed"}
+    config = {"model": "small_cnn", "subset": 6000, "epochs": 2, "batch_size": 32}
+    best = {"trial_id": "abc", "config": config, "data": {"path": "synth.npz"}, "status": "completed"}
     with pytest.raises(DataError, match=r"^the retrain of trial abc's subset 6000: synth.npz holds 400 training "
                                         r"images; allowed: at most 400 \(0 = all of them\). "
                                         r"Fix: --set fixed.subset=400$"):
-        retrain_seeds(str(tmp_path), spec, best, Arrays(**synth_arrays), say=print)
+        Retrain(str(tmp_path), spec, best, Arrays(**synth_arrays), say=print).models([Member("abc", 1.0, config, None)])
     assert not list((tmp_path / "final").iterdir())  # nothing trained, nothing half-written
 
 

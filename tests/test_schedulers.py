@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
-import subprocess
 import sys
-import time
 
 import pytest
 
 from sweep.cli import EXIT_RESUME
 from sweep.trial_schedulers import SCHEDULERS
-from sweep_util import ROOT, read_csv
+from sweep_util import ROOT, read_csv, run_until
 
 N_TRIALS = 4
 SPACE = """
@@ -51,37 +48,10 @@ SETTINGS = {"asha": "{type: asha, grace_period: 1, reduction_factor: 2}", "hyper
             "median": "{type: median, grace_period: 1, min_samples: 1}",
             "pbt": "{type: pbt, interval: 1, quantile: 0.5}", "pb2": "{type: pb2, interval: 1, quantile: 0.5}",
             "fifo": "{type: fifo}"}
-FINISHED = re.compile(r"\[sweep\] trial (\w+) (?:completed|stopped early by [\w ]+) after")
 
 
 def test_the_table_is_covered():
     assert sorted(SETTINGS) == sorted(SCHEDULERS)  # a new row gets its sweep here
-
-
-def _run(cmd, stop_at: int | None = None, sig=None, timeout: float = 420) -> tuple[int, str]:
-    """Run in its own session; after `stop_at` trials have finished, send `sig` (SIGKILL: to the whole session)."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines, finished, t0 = [], 0, time.time()
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if stop_at is not None and FINISHED.search(line):
-                finished += 1
-                if finished == stop_at:
-                    if sig == signal.SIGKILL:
-                        os.killpg(proc.pid, sig)
-                        break
-                    proc.send_signal(sig)
-                    stop_at = None
-            if time.time() - t0 > timeout:
-                break
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    return proc.returncode, "".join(lines)
 
 
 def _saved(folder) -> dict[tuple[str, int], tuple[float, str]]:
@@ -101,11 +71,11 @@ def durable(request, tmp_path_factory, synth_npz):
     cmd = [sys.executable, os.path.join(ROOT, "orchestrator.py"), "--space", str(tmp / "space.yaml"), "--data",
            synth_npz, "--results-dir", str(results), "--wandb", "off", "--cpus", "2"]
     folder = results / kind
-    runs = [_run(cmd, 1, signal.SIGINT)]
-    runs.append(_run(cmd + ["--resume"], 1, signal.SIGKILL))
+    runs = [run_until(cmd, 1, signal.SIGINT)]
+    runs.append(run_until(cmd + ["--resume"], 1, signal.SIGKILL))
     saved = [_saved(folder)]
     for limit in ["15s"] + ["40s"] * 8:  # the first too short for what is left: it must stop, resumably
-        runs.append(_run(cmd + ["--resume", "--time-limit", limit]))
+        runs.append(run_until(cmd + ["--resume", "--time-limit", limit]))
         saved.append(_saved(folder))
         if runs[-1][0] != EXIT_RESUME:
             break

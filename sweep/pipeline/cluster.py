@@ -65,7 +65,7 @@ def start(req: SweepRequest, inputs: Inputs, state: dict) -> Ready:
     manifest = {"spec": spec.to_dict(), "spec_hash": spec_hash(spec), "param_names": list(spec.param_names),
                 "command": req.command, "commit": atomic.git_commit(), "storage": inputs.storage,
                 "data": {"path": inputs.data_path, "fingerprint": fp}, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "warm_start": inputs.warmed}
+                "warm_start": inputs.warmed, "segments": inputs.segments}
     if req.resume:
         say(f"resuming the sweep in {folder}")
     atomic.write_json(os.path.join(folder, "sweep.json"), manifest)

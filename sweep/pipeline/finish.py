@@ -21,7 +21,8 @@ from .search import Searched, write_tables
 def finish(req: SweepRequest, inputs: Inputs, ready: Ready, searched: Searched) -> SweepOutcome:
     spec, folder, run, adapter = ready.spec, inputs.folder, searched.run, lazy.ray_adapter()
     best = write_results(folder, run, spec, ready.manifest)
-    adapter.drop_weights(run.trials, keep={best["trial_id"]} if best else set())
+    keep = {best["trial_id"], *(c["trial_id"] for c in best.get("candidates", []))} if best else set()
+    adapter.drop_weights(run.trials, keep=keep)  # the best and the ensemble's candidates keep their weights
     lazy.report().record_trials(folder)  # optuna-dashboard works from here on, even if the retrain is stopped
     say(f"sweep finished in {searched.wall_s:.0f}s: {len(run.trials)} trials")
     done = SweepOutcome(folder, True, True, best=best, trials=len(run.ended), planned=spec.trials.num_samples)
@@ -69,6 +70,13 @@ def write_results(folder: str, run_, spec, manifest: dict) -> dict | None:
         "retrain_command": f"python -m trainables --config {os.path.join(folder, 'best.json')} "
                            f"--data {manifest['data']['path']} --out {os.path.join(folder, 'alone')}",
     }
+    if spec.retrain.ensemble_top > 1:  # the ensemble's candidates: the best trials that trained every epoch
+        done = [t for t in rule.order(run_.trials, lambda t: t.status, lambda t: results.rank_value(t, spec))
+                if str(t.status) == "completed" and t.checkpoint and results.rank_value(t, spec) is not None]
+        best_json["candidates"] = [
+            {"trial_id": t.trial_id, "config": spec.trial_config(t.config).to_dict(), "checkpoint": t.checkpoint,
+             "status": str(t.status), "value": results.rank_value(t, spec)}
+            for t in done[:spec.retrain.ensemble_top]]
     atomic.write_json(os.path.join(folder, "best.json"), best_json)
     say(f"best trial {best.trial_id}: {rule.metric} {fmt(rule.metric, value)} ({rule.text()})")
     return best_json

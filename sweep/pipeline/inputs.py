@@ -3,6 +3,7 @@ the space, the results folder (new, or one --resume continues), the warm start, 
 config the space can produce (sweep/data_check.py)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ from ..console import say
 from ..deadline import reserve_s
 from ..plan import Plan, make_plan
 from ..space import load_space
-from . import lazy
+from . import lazy, segments
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Inputs:
     warmed: dict | None  # what sweep.json records of the warm start
     data_path: str
     arrays: object  # the data when its sizes could only be had by reading it (not a .npz), else None
+    segments: list  # the sweep's parts, each a Tune experiment (more trials on a finished sweep: a new part)
 
 
 def plan_only(req: SweepRequest) -> tuple[str, Plan]:
@@ -42,14 +44,15 @@ def prepare(req: SweepRequest, state: dict) -> Inputs:
     spec = load_space(req.space, req.overrides, smoke=req.smoke)  # file < smoke: section < flags and --set
     folder = state["folder"] = os.path.abspath(os.path.join(req.results_dir, spec.name))
     storage = req.storage or os.path.join(folder, "ray")
-    plan = make_plan(spec)
     say(f"results folder: {folder}")
     epoch_s = measured_epoch_s(folder)
     if req.time_limit_s and epoch_s and epoch_s > req.time_limit_s - reserve_s(req.time_limit_s):
         raise UserError(f"--time-limit {req.time_limit_s:g} s: this sweep's epochs took {epoch_s:.0f} s on average "
                         f"(history.csv), so no epoch could end in time; allowed: more than "
                         f"{epoch_s + reserve_s(req.time_limit_s):.0f} s")
-    restore = check_folder(folder, spec, req.resume, storage)
+    restore, before = check_folder(folder, spec, req.resume, storage)
+    parts = segments.plan(spec, before, "trials.num_samples" in req.overrides)
+    spec = dataclasses.replace(spec, trials=dataclasses.replace(spec.trials, num_samples=segments.total(parts)))
     warm, warmed = warm_start_for(req, spec, folder, restore)
     data_path = os.path.abspath(spec.data.path)
     if not spec.data.download and not os.path.exists(data_path):
@@ -60,7 +63,7 @@ def prepare(req: SweepRequest, state: dict) -> Inputs:
 
         check_ood_dir(spec.data.ood_dir)
     arrays = check_data(spec, data_path, req)  # a space the data cannot hold: exit 2 before Ray starts
-    return Inputs(spec, folder, storage, plan, restore, warm, warmed, data_path, arrays)
+    return Inputs(spec, folder, storage, make_plan(spec), restore, warm, warmed, data_path, arrays, parts)
 
 
 def spec_hash(spec) -> str:
@@ -71,6 +74,11 @@ def spec_hash(spec) -> str:
     d.get("trials", {}).pop("num_samples", None)
     d.get("trials", {}).pop("max_concurrent", None)
     d.get("trials", {}).pop("checkpoint_every", None)  # how often state is saved, not what is searched
+    d.pop("retrain", None)  # what is made of the trials afterwards: a final model made otherwise is made again
+    smoke = d.get("smoke", {})  # the smoke variant's sizes follow the trial count: the same exclusions
+    smoke.pop("retrain", None)
+    for key in ("num_samples", "max_concurrent"):
+        smoke.get("trials", {}).pop(key, None)
     _as_before_the_table(d)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -82,8 +90,9 @@ def _as_before_the_table(d: dict) -> None:
         d["asha"].pop("brackets")
 
 
-def check_folder(folder: str, spec, resume: bool, storage: str) -> bool:
-    """Refuse what would mix two sweeps; True when there is Ray state to restore."""
+def check_folder(folder: str, spec, resume: bool, storage: str) -> tuple[bool, dict | None]:
+    """Refuse what would mix two sweeps; (whether there is Ray state to restore, the sweep.json that --resume
+    continues, if any)."""
     manifest = os.path.join(folder, "sweep.json")
     exists, restore = os.path.exists(manifest), False
     if exists and not resume:
@@ -112,12 +121,11 @@ def check_folder(folder: str, spec, resume: bool, storage: str) -> bool:
             if restore:
                 say(f"--resume: the failed trials' records are kept in {lazy.ray_adapter().set_aside(experiment)}")
             restore = exists = False
-        for key in ("num_samples", "max_concurrent"):  # Ray restores its search state with the values it began with
-            was, now = old["spec"].get("trials", {}).get(key), getattr(spec.trials, key)
-            if restore and was is not None and was != now:
-                raise UserError(f"--resume: this sweep was started with trials.{key} {was}, not {now}; Ray Tune "
-                                f"restores it as it began. Resume with the same value, or start a new sweep "
-                                f"(another --results-dir) for more trials")
+        # Ray restores its search state with the trials at a time it began with (more trials: a new part, segments.py)
+        was, now = old["spec"].get("trials", {}).get("max_concurrent"), spec.trials.max_concurrent
+        if restore and was is not None and was != now:
+            raise UserError(f"--resume: this sweep was started with trials.max_concurrent {was}, not {now}; Ray "
+                            f"Tune restores it as it began. Resume with the same value")
         if exists and not restore:  # killed between writing sweep.json and Tune's first state: nothing finished
             say(f"--resume: no Ray experiment state under {os.path.join(storage, spec.name)} yet (the sweep was "
                 f"stopped before Tune started); starting it from the beginning")
@@ -129,7 +137,7 @@ def check_folder(folder: str, spec, resume: bool, storage: str) -> bool:
         os.unlink(probe)
     except OSError as exc:
         raise UserError(f"results folder {folder} is not writable: {exc.strerror}") from None
-    return exists and restore
+    return exists and restore, old if exists else None
 
 
 def _trained(folder: str, experiment: str, restore: bool) -> bool:

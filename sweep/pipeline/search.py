@@ -15,7 +15,7 @@ from ..console import Console, say
 from ..deadline import Deadline
 from ..fail_fast import FailFast
 from ..outcome import Listeners, StopReason
-from . import lazy
+from . import lazy, segments
 from .cluster import Ready
 from .inputs import Inputs
 
@@ -37,8 +37,7 @@ def search(req: SweepRequest, inputs: Inputs, ready: Ready, t_start: float) -> S
                       stopper=spec.trial_scheduler.type)
     listeners = Listeners([console, tracking.trial_listener(ready.track), fail_fast] + ([deadline] if deadline else []))
     t0 = time.time()
-    run = adapter.run_sweep(spec, storage_path=inputs.storage, data=ready.arrays, extra_val=ready.extra_val,
-                            resume=inputs.restore, listener=listeners, warm=inputs.warm)
+    run = segments.run(spec, inputs, ready, listeners)
     listeners.close(interrupted=run.stop_reason is not None)
     if run.stop_reason is StopReason.USER_ERROR:  # what finished is kept, readable, and --resume continues
         write_tables(folder, run, spec)

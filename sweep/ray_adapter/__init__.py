@@ -15,10 +15,11 @@ from . import compat  # noqa: F401 - first: Ray reads its environment when it is
 from .cluster import ClusterError, call_where_gpu, cluster_resources, start, started
 from .durability import read_checkpoint, set_aside, trained_anything
 from .events import request_stop
-from .tuner import run_sweep
+from .tuner import load_run, run_sweep
 
 __all__ = ["ClusterError", "call_where_gpu", "cluster_resources", "start", "started", "read_checkpoint",
-           "set_aside", "trained_anything", "request_stop", "run_sweep", "experiment_exists", "drop_weights"]
+           "set_aside", "trained_anything", "request_stop", "run_sweep", "load_run", "experiment_exists",
+           "drop_weights"]
 
 
 def experiment_exists(path: str) -> bool:

@@ -72,6 +72,14 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
     return run
 
 
+def load_run(spec, storage_path: str) -> SweepRun:
+    """A Tune experiment's trials as they are on disk, without running anything (a part of the sweep that ended)."""
+    exp_path = os.path.join(storage_path, spec.name)
+    dur.stand_in_for_deleted_checkpoints(exp_path)
+    grid = tune.Tuner.restore(exp_path, trial.run).get_results()
+    return collect(grid, spec.epochs, exp_path, spec.active)
+
+
 def _context(spec):
     from ..trial_schedulers import Context
 

@@ -115,6 +115,7 @@ def final(sweep: Sweep) -> list[str]:
         return lines + ["No final model yet (retrain skipped or not finished).", ""]
     f = sweep.final
     lines += [f"Clean test accuracy: **{fmt('test_acc', f.get('test_acc'))}%** (seeds {f.get('seeds')})."]
+    lines += ensemble(sweep)
     if f.get("submission_note"):
         lines += ["", f["submission_note"]]
     return lines + [""] + robustness(sweep)
@@ -137,3 +138,24 @@ def robustness(sweep: Sweep) -> list[str]:
         if os.path.exists(os.path.join(sweep.folder, "robustness", kind, "heatmap.png")):
             lines += [f"![heatmap of {kind}](robustness/{kind}/heatmap.png)", ""]
     return lines
+
+
+def ensemble(sweep: Sweep) -> list[str]:
+    """The ensemble's members, their weights and its validation score against the best single trial."""
+    path = os.path.join(sweep.folder, "final", "ensemble.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        e = json.load(f)
+    pct = e.get("metric") == "accuracy"
+    show = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.4f}")
+    scores = {c["trial_id"]: c["score"] for c in e.get("candidates", [])}
+    rows = [[f"`{m['trial_id']}`", f"{m['weight']:.2f}", show(scores[m["trial_id"]]) if m["trial_id"] in scores else ""]
+            for m in e["members"]]
+    return ["", "## The final model: an ensemble", "",
+            f"Chosen greedily among the {len(scores)} best trials that trained every epoch (Caruana's ensemble "
+            f"selection, with replacement) on {e.get('selected_on', 'the validation images')} the trials were "
+            f"ranked on, never on the test set. {e.get('metric', 'score').capitalize()} there: ensemble "
+            f"**{show(e['ensemble_score'])}** against the best single trial's {show(e['best_single']['score'])} "
+            f"(`{e['best_single']['trial_id']}`); both measured on the images the choice was made on, so optimistic.",
+            "", table(["member", "weight", f"its own {e.get('metric', 'score')}"], rows), ""]

@@ -99,6 +99,7 @@ def _build(raw: dict, source_path: str, smoke_applied: bool = False) -> SweepSpe
     context = trial_schedulers.Context(fixed["epochs"], params, parts["trials"].checkpoint_every)
     section, where = _scheduler_section(raw)
     parts["trial_scheduler"] = trial_schedulers.read(section, context, where)
+    _check_retrain(parts)
     _check_ood_val(goals, parts["ood_val"], fixed, params)
     enqueue = check.check_enqueue(raw.get("enqueue"), fixed, params, types)
     smoke = {} if raw.get("smoke") is None else raw["smoke"]
@@ -124,6 +125,17 @@ def _scheduler_section(raw: dict) -> tuple[object, str]:
     if isinstance(section, dict) and section.get("type", "asha") == "asha" and asha:
         return {**asha, **section}, "trial_scheduler"
     return section, "trial_scheduler"
+
+
+def _check_retrain(parts: dict) -> None:
+    retrain, trials, scheduler = parts["retrain"], parts["trials"], parts["trial_scheduler"]
+    if retrain.ensemble_top > trials.num_samples:
+        raise Invalid("retrain.ensemble_top", f"{retrain.ensemble_top} is more than the sweep's trials "
+                                              f"(trials.num_samples {trials.num_samples}); allowed: 1 to "
+                                              f"{trials.num_samples}")
+    if retrain.source == "schedule" and not scheduler.kind.exploits:
+        raise Invalid("retrain.from", f"'schedule' replays what PBT changed during a trial; trial_scheduler "
+                                      f"{scheduler.type} changes nothing within a trial: use config or trial")
 
 
 def _check_ood_val(goals: tuple, ood, fixed: dict, params) -> None:

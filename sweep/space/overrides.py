@@ -68,7 +68,8 @@ def smoke_defaults(fixed: dict, parts: dict, searched: tuple = (), scheduler=Non
         small["subset"] = min(fixed.get("subset") or 1000, 1000)
     return {"fixed": small, **SMOKE_SCHEDULING.get(scheduler.type if scheduler else "asha", {}),
             "trials": {"num_samples": min(trials.num_samples, 4), "max_concurrent": min(trials.max_concurrent, 2)},
-            "retrain": {"epochs": 1, "seeds": [parts["retrain"].seeds[0]]}}
+            "retrain": {"epochs": 1, "seeds": [parts["retrain"].seeds[0]],
+                        "ensemble_top": min(parts["retrain"].ensemble_top, trials.num_samples, 4)}}
 
 
 def holds(tree: Any, path: str) -> bool:

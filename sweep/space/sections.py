@@ -41,6 +41,14 @@ class Resources:
     gpu: float = 0
 
 
+RETRAIN_SOURCES = {
+    "config": "the config retrained on train+val for retrain.epochs",
+    "trial": "the trial's own final weights, not trained again",
+    "schedule": "the trial's schedule (PBT: the values it ran at each epoch, through the trials it descends from) "
+                "replayed on train+val",
+}
+
+
 @dataclass(frozen=True)
 class Retrain:
     enabled: bool = True
@@ -48,6 +56,9 @@ class Retrain:
     train_on_val: bool = True
     seeds: tuple = (0,)  # one model per seed; several are averaged (an ensemble: n x inference)
     tta: str = "none"  # test-time augmentation of the final predictions: none | flip (2x) | flip_shift (10x)
+    ensemble_top: int = 1  # >1: an ensemble chosen among the best K trials (sweep/ensemble.py); K x the cost
+    source: str = "config"  # YAML `from:` what each final model is made from: a key of RETRAIN_SOURCES
+    threads: int = 0  # torch threads of the retrain; 0: every CPU the retrain's process was given
 
 
 @dataclass(frozen=True)
@@ -81,8 +92,9 @@ def read(raw: dict, epochs: int, n_objectives: int = 1) -> dict[str, Any]:
         "resources": _section(raw, "resources", Resources, {"cpu": lambda v, p: number(v, p, minimum=0),
                                                             "gpu": lambda v, p: number(v, p, minimum=0)}),
         "retrain": _section(raw, "retrain", Retrain, {"enabled": boolean, "train_on_val": boolean,
-                                                      "epochs": whole(1), "seeds": _seeds, "tta": _tta},
-                            epochs=epochs),
+                                                      "epochs": whole(1), "seeds": _seeds, "tta": _tta,
+                                                      "ensemble_top": whole(1), "from": _source, "threads": whole(0)},
+                            names={"from": "source"}, epochs=epochs),
         "data": _section(raw, "data", Data, {"path": data_path, "ood_dir": data_path, "download": boolean},
                          path=data_path(Data.path, ""), ood_dir=data_path(Data.ood_dir, "")),
         "ood_val": _section(raw, "ood_val", OodVal, {"corruptions": _corruptions, "severities": _severities,
@@ -98,11 +110,20 @@ def data_path(value: Any, path: str) -> str:
     return os.path.abspath(os.path.expanduser(text))  # absolute: Tune moves each trial's working directory
 
 
-def _section(raw: dict, key: str, cls, readers: dict, **defaults):
+def _section(raw: dict, key: str, cls, readers: dict, names: dict | None = None, **defaults):
+    """`names`: YAML keys whose field has another name (`from:` is a Python keyword)."""
     section = {} if raw.get(key) is None else raw[key]  # 'trials:' with nothing under it = defaults
     mapping(section, key, readers)
-    values = {k: readers[k](v, f"{key}.{k}") for k, v in section.items()}
+    values = {(names or {}).get(k, k): readers[k](v, f"{key}.{k}") for k, v in section.items()}
     return cls(**{**defaults, **values})
+
+
+def _source(value: Any, path: str) -> str:
+    text = string(value, path)
+    if text not in RETRAIN_SOURCES:
+        allowed = "; ".join(f"{k} ({v})" for k, v in RETRAIN_SOURCES.items())
+        raise Invalid(path, f"{show(value)} is not allowed; choose one of: {allowed}")
+    return text
 
 
 def _tta(value: Any, path: str) -> str:

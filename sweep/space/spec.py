@@ -120,12 +120,17 @@ class SweepSpec:
             "fixed": dict(self.fixed), "params": {p.name: p.to_dict() for p in self.params},
             "sampler": dataclasses.asdict(self.sampler), **self.scheduler_form(),
             "trials": dataclasses.asdict(self.trials), "resources": dataclasses.asdict(self.resources),
-            "retrain": {**dataclasses.asdict(self.retrain), "seeds": list(self.retrain.seeds)},
+            "retrain": self.retrain_form(),
             "data": dataclasses.asdict(self.data), "enqueue": [dict(e) for e in self.enqueue],
             "ood_val": {**dataclasses.asdict(self.ood_val), "corruptions": list(self.ood_val.corruptions),
                         "severities": list(self.ood_val.severities)},
             "smoke": thaw(self.smoke),
         }
+
+    def retrain_form(self) -> dict:
+        form = {**dataclasses.asdict(self.retrain), "seeds": list(self.retrain.seeds)}
+        form["from"] = form.pop("source")
+        return form
 
     def scheduler_form(self) -> dict:
         """The trial scheduler as YAML writes it: ASHA's settings as an `asha:` section (the form every shipped
