@@ -20,6 +20,7 @@ class Plan:
     expected: Expected  # trial-epochs the scheduler lets the trials train: mean, 10th-90th percentile
     scheduler: str = ""  # what the trial scheduler does, in one line
     searcher: str = ""  # who chooses each trial's config
+    final: str = ""  # what the final model is made of, and what it costs
 
     @property
     def epochs_per_trial(self) -> float:
@@ -40,6 +41,8 @@ class Plan:
                + (f"; {self.scheduler}" if self.scheduler else "")]
         if self.searcher:
             out.append(f"plan: {self.searcher}")
+        if self.final:
+            out.append(f"plan: then {self.final}")
         if e.epochs < full:
             spread = f"{e.low:.0f}-{e.high:.0f} in 8 of 10 simulated runs of the scheduler; " if e.high > e.low else ""
             out.append(f"plan: about {e.epochs:.0f} trial-epochs in all ({spread}{1 - e.epochs / full:.0%} fewer than "
@@ -65,7 +68,29 @@ def make_plan(spec) -> Plan:
     ts, trials = spec.trial_scheduler, spec.trials
     return Plan(trials.num_samples, trials.max_concurrent, spec.epochs,
                 expected(ts.type, ts.settings, trials.num_samples, trials.max_concurrent, spec.epochs),
-                ts.describe(spec.epochs), searcher_line(spec))
+                ts.describe(spec.epochs), searcher_line(spec), final_line(spec))
+
+
+def final_line(spec) -> str:
+    """The final model and its cost: retrains (epochs x models) and inference (models x TTA views)."""
+    from trainables.tta_views import tta_cost
+
+    r = spec.retrain
+    if not r.enabled:
+        return "no final model (retrain.enabled false)"
+    seeds = len(r.seeds) if r.source != "trial" else 1
+    views = tta_cost(r.tta)
+    data = "train+val" if r.train_on_val else "train"
+    made = {"config": f"retrained for {r.epochs} epochs on {data}",
+            "trial": "taken as the trial's own final weights (nothing trained)",
+            "schedule": f"its schedule replayed for {spec.epochs} epochs on {data}"}[r.source]
+    if r.ensemble_top > 1:
+        return (f"an ensemble chosen among the best {r.ensemble_top} trials on the validation images, each member "
+                f"{made}" + (f" x {seeds} seeds" if seeds > 1 else "") + f": up to {r.ensemble_top * seeds} models, "
+                f"up to {r.ensemble_top * seeds * views}x the inference of one model")
+    return (f"the best trial {made}" + (f" x {seeds} seeds" if seeds > 1 else "") +
+            f"; {seeds * views}x the inference of one model" + (f" (test-time augmentation '{r.tta}')" if views > 1
+                                                                 else ""))
 
 
 def searcher_line(spec) -> str:

@@ -66,7 +66,10 @@ def _saved(folder) -> dict[tuple[str, int], tuple[float, str]]:
 def durable(request, tmp_path_factory, synth_npz):
     kind = request.param
     tmp = tmp_path_factory.mktemp(kind)
-    (tmp / "space.yaml").write_text(SPACE.format(name=kind, n=N_TRIALS, scheduler=SETTINGS[kind]))
+    text = SPACE.format(name=kind, n=N_TRIALS, scheduler=SETTINGS[kind])
+    if SCHEDULERS[kind].exploits:  # the final model replays the winner's schedule (retrain.from schedule)
+        text = text.replace("seeds: [0]}", "seeds: [0], from: schedule}")
+    (tmp / "space.yaml").write_text(text)
     results = tmp / "results"
     cmd = [sys.executable, os.path.join(ROOT, "orchestrator.py"), "--space", str(tmp / "space.yaml"), "--data",
            synth_npz, "--results-dir", str(results), "--wandb", "off", "--cpus", "2"]
@@ -141,3 +144,7 @@ def test_pbt_records_its_exploits_and_the_winners_schedule(durable):
     assert (durable["folder"] / "plots" / "pbt_schedule.png").is_file() and "winner's schedule" in report
     best = json.loads((durable["folder"] / "best.json").read_text())
     assert best["trial_id"] in ids
+    replayed = "".join(out for _, out in durable["runs"])  # the run that made the final model says so
+    assert f"replaying trial {best['trial_id']}'s schedule" in replayed
+    final = json.loads((durable["folder"] / "final" / "metrics.json").read_text())
+    assert final["from"] == "schedule"

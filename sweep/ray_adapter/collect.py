@@ -22,7 +22,8 @@ def collect(grid, max_epochs: int, exp_path: str, active=dict) -> SweepRun:
     trials = []
     for result in grid:
         raw = dict(result.metrics or {})
-        tid = raw.get("trial_id") or os.path.basename(result.path).removeprefix("trial_")
+        # The trial's folder names it (trial_<id>): its last result may be the one PBT copied from another trial.
+        tid = os.path.basename(result.path.rstrip("/")).removeprefix("trial_")
         df = result.metrics_dataframe
         hist = [] if df is None else df.to_dict("records")
         epochs = int(raw.get("training_iteration", len(hist)) or 0)
