@@ -144,9 +144,11 @@ class Retrain:
         else:
             weights, history = self._train(member, seed, cfg, cfg.to_dict())
         model.load_state_dict(weights)
-        atomic.torch_save({"model": weights, "config": cfg.to_dict(), "seed": seed, "history": history,
-                           "trial_id": member.trial_id, "commit": atomic.git_commit(), "data": self.best["data"],
-                           "from": source}, path)
+        made = {"model": weights, "config": cfg.to_dict(), "seed": seed, "history": history,
+                "trial_id": member.trial_id, "commit": atomic.git_commit(), "data": self.best["data"], "from": source}
+        if reuse:  # nothing trained for it: its epochs are the trial's (benchmarks count epochs by this)
+            made["from_trial"] = member.trial_id
+        atomic.torch_save(made, path)
         return history
 
     def _replay(self, member, seed: int, cfg: TrainConfig):
