@@ -123,7 +123,7 @@ PRESETS: dict[str, Preset] = {
                   what="part 1 on the whole of CIFAR-100, small_cnn, 40 epochs per arm, 3 seeds"),
     # What make test runs: two arms, one seed, a few hundred images.
     "tiny": Preset(seeds=(0,), arms=("alone", "tool_default"), model="small_cnn", trial_epochs=2, retrain_epochs=1,
-                   budget=4, subset=400, ood_images=20,
+                   budget=4, subset=400, ood_images=100,  # 100: every CIFAR class once per block
                    sets={**CPU["sets"], "ood_val.images": 20, "ood_val.severities": [3]}, alone_cpus=1, cpus=2,
                    what="2 arms, 1 seed, 400 training images, 4 epochs per arm"),
     # A GPU: parts 1-3 with the part files as shipped (full epochs); the alone arms train as long as the tool
