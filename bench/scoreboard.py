@@ -22,28 +22,35 @@ corruptions x 5 severities), the families part1.yaml tunes on (ood_val.corruptio
 read back from submission_ood.csv and scored against labels.npy (and checked against the orchestrator's own score);
 epochs spent and their P100 GPU-hour equivalent (bench/sweep_budget.py's assumed P100); wall time here.
 
-Sizing of the CPU preset (the 3-hour run; measured 2026-12-02 on this 2-core machine, shared, load 0.9-3, one
-epoch each, 1 torch thread, `nice -n 19`; seconds per epoch of 45,000 real training images, and per predicted image):
+Sizing of the CPU preset (the 3-hour run), measured on this 2-core machine while shared (load 0.9-3.8), at
+`nice -n 19`. One first epoch of 45,000 real training images per candidate model, 1 torch thread, and the time to
+predict one image:
 
-    small_cnn (30k parameters)                 15.3 s / epoch     0.18 ms / image predicted (0.08 at 2 threads)
-    bn_cnn at width 16 (455k, not a model here) 32 s                0.31 ms
-    bn_cnn at width 24 (1.0M)                   66 s                0.62 ms
-    simple_cnn (the seed's network)             275 s               2.0 ms
-    bn_cnn (width 64, as in part1.yaml)         464 s               3.6 ms
-(bn_cnn and simple_cnn timed on 4,500-9,000 images and scaled.) Predicting the corrupted test set (950,000 images)
-costs every arm a fixed 1.5-3 minutes per model and TTA view with small_cnn, 30+ minutes with simple_cnn; the seed's
-own network cannot fit: one of its epochs is 4.5 minutes, its prediction half an hour. So: small_cnn (part-1 legal:
-convolution, batch norm, pooling, linear), the one model every arm trains (the part file's model choice restricted
-to it), at 40 epochs per arm: alone and alone_tuned train 40 epochs; the sweeps' trials train 6 epochs (part1.yaml's
-30, scaled by 0.2, and with them ASHA's grace period 3 -> 1, step_size 5-20 -> 1-4, warmup 0-3 -> 0-1, the enqueued
-recipes' step 10 -> 2) and the winner is retrained 10 epochs (50 x 0.2) on train + validation: for_loop 5 trials x 6
-+ 10 = 40 epochs, tool_default 15 trials x ~2.0 expected epochs (ASHA rungs 1, 3) + 10 = ~40. Wall-time estimate,
-idle: sweep epochs ~9 s (two 1-thread trials at once, + validation and 9,000 corrupted validation images), retrain and
-alone epochs ~10-11 s (2 threads), ~1 min per run of start-up and report, 1.5 min per 950,000 predicted images at 2
-threads: alone ~9.5 min, for-loop ~9 min, tool ~11 min per seed; 4 arms x 3 seeds ~2.6 h, + the corrupted test set
-once (5-10 min) = ~2.8 h; with tool_best (another ~11 min x 3) ~3.3 h. The ETA line corrects this from measured
-epochs as it runs. Whether alone learns at this budget is checked first: the run stops after alone seed 0 if its
-clean test accuracy is under 10% (--min-alone-acc).
+    small_cnn (30k parameters)                   15.3 s              0.18 ms
+    bn_cnn at width 16 (455k; not a model here)  32 s                0.31 ms
+    bn_cnn at width 24 (1.0M)                    66 s                0.62 ms
+    simple_cnn (the seed's network)             275 s                2.0 ms
+    bn_cnn (width 64, as part1.yaml has it)     464 s                3.6 ms
+(simple_cnn and the bn_cnn widths timed on 4,500-9,000 images and scaled.) Every arm predicts the corrupted test set,
+950,000 images: with simple_cnn that alone is half an hour per model, and one of its epochs 4.5 minutes, so neither
+the seed's network nor part1.yaml's bn_cnn fits 15 runs in 3 hours. small_cnn does (part-1 legal: convolution, batch
+norm, pooling, linear), as the one model every arm trains (the part file's model choice restricted to it). Then a
+check of the whole path at this scale (`--budget 8 --trial-epochs 2 --retrain-epochs 2 --arms alone tool_default
+--seeds 0 --ood-images 1000`, load 2.4-3.8, niced): alone 6.0 s per epoch at 2 threads after a 27 s first one, 24%
+clean test after 8 epochs; sweep trials (1 thread, 2 at once, + 5,000 validation and 9,000 corrupted validation images
+scored) 13-17 s per epoch, 57-67 s with AugMix + JSD or batch 64 + mixup beside one; the retrain of an AugMix winner
+45 s per epoch on 50,000 images; predicting 11,600 images/s plain, 1,700-1,900 with flip TTA under that load (2x
+plain when idle); the corrupted set of 1,000 test images in 32 s (10,000: ~5.5 min, once); ~5 s start-up and ~3 s
+report per run. So 40 epochs per arm: alone and alone_tuned train 40 epochs (StepLR at 10, 20, 30 as written); the
+sweeps' trials train 6 epochs (part1.yaml's 30 x 0.2, and with them ASHA's grace period 3 -> 1, step_size 5-20 ->
+1-4, warmup 0-3 -> 0-1, the enqueued recipes' step 10 -> 2) and the winner is retrained 10 epochs (50 x 0.2) on train
++ validation: for_loop 5 trials x 6 + 10 = 40 epochs, tool_default 15 trials x ~2.0 expected epochs (ASHA rungs 1,
+3) + 10 = ~40. Estimated wall time, idle: alone ~6 min, for-loop and tool 15-22 min each per seed (AugMix trials are
+~4x a plain epoch's wall time, though one epoch in the count; the P100 equivalent counts their 3 views), so the four
+arms with settings today ~2.5 h for 3 seeds, + the corrupted set; with tool_best ~3.3 h. The ETA line corrects this
+from measured epochs as it runs; `--budget 30 --trial-epochs 4 --retrain-epochs 6` is the smaller fallback. Whether
+alone learns at this budget is checked first: the run stops after alone seed 0 if its clean test accuracy is under
+10% (--min-alone-acc).
 
     python bench/scoreboard.py                         # the CPU benchmark (~3 h idle); resumable
     python bench/scoreboard.py --plan                  # the arms, their epochs and the exact commands; runs nothing

@@ -1,7 +1,7 @@
 """bench/gpu_check.py cannot rot: `--device cpu --tiny` runs every step for real, shrunk, and its files say so.
 
 GPU time is scarce (minutes, when there is any), so the GPU run must work the first time: this runs the
-same code path on the CPU. Idle, the run takes under 2 minutes; the timeout allows for a loaded machine.
+same code path on the CPU. Idle, the run takes under 3 minutes; the timeout allows for a loaded machine.
 """
 from __future__ import annotations
 
