@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .outcome import StopReason
+
 
 @dataclass(frozen=True)
 class SweepRequest:
@@ -41,7 +43,7 @@ class SweepOutcome:
     folder: str
     started: bool  # a results folder exists that --resume continues
     finished: bool  # every trial ended (and retrain, submission and report are written)
-    stop_reason: str = ""  # "" | ctrl-c | time-limit | signal (sweep.outcome.StopReason)
+    stop_reason: StopReason | None = None  # why the run stopped before the end
     best: dict | None = None  # best.json's content, once written
     trials: int = 0  # trials that ended
     planned: int = 0
@@ -50,7 +52,7 @@ class SweepOutcome:
 
     @property
     def interrupted(self) -> bool:
-        return not self.finished and bool(self.stop_reason)
+        return not self.finished and self.stop_reason is not None
 
 
 def run_sweep(request: SweepRequest) -> SweepOutcome:

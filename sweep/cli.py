@@ -10,6 +10,8 @@ import sys
 from trainables import cli
 from trainables.errors import UserError
 
+from .outcome import StopReason
+
 EXIT_NO_MODEL = 3  # no model: every trial errored or had no finite metric, or the retrain diverged (1 is a crash)
 EXIT_USAGE = cli.EXIT_USAGE
 EXIT_RESUME = 75  # not finished: time limit or a scheduler's signal; run the printed command (job chains do)
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_NO_MODEL
         if outcome.finished or args.plan:
             return 0
-        if outcome.stop_reason == "ctrl-c":  # the API caught it to save the results: the same message and status
+        if outcome.stop_reason is StopReason.CTRL_C:  # the API caught it to save the results: same message, status
             raise KeyboardInterrupt
         print(f"\nnot finished ({outcome.stop_reason}). {done()}:\n  {again()}", file=sys.stderr)
         return EXIT_RESUME

@@ -24,10 +24,14 @@ def fmt(metric: str, value) -> str:
     return f"{100 * v:.1f}%" if metric.endswith("_acc") else f"{v:.4g}"
 
 
+STOPPERS = {"asha": "ASHA", "hyperband": "HyperBand", "median": "median stopping", "pbt": "PBT", "pb2": "PB2"}
+
+
 class Console(Listener):
     def __init__(self, metric: str, mode: str, plan: Plan, params: list[str], every_s: float = 30.0,
-                 done: int = 0, clock=time.time, job_s: float | None = None):
+                 done: int = 0, clock=time.time, job_s: float | None = None, stopper: str = "asha"):
         self.metric, self.mode, self.plan, self.params = metric, mode, plan, params
+        self.stopper = STOPPERS.get(stopper, stopper)  # who stops trials early, as the console names it
         self.every_s, self.clock, self.job_s = every_s, clock, job_s
         self.t0 = self.last_status = clock()
         self.started: dict[str, float] = {}
@@ -65,7 +69,7 @@ class Console(Listener):
         self.ended += 1
         self.started.pop(trial_id, None)
         epochs = self.epochs.pop(trial_id, int(metrics.get("epoch", 0) or 0))
-        what = {Status.COMPLETED: "completed", Status.STOPPED_EARLY: "stopped early by ASHA",
+        what = {Status.COMPLETED: "completed", Status.STOPPED_EARLY: f"stopped early by {self.stopper}",
                 Status.ERRORED: "errored", Status.INTERRUPTED: "interrupted"}[status]
         tail = f": {error}" if error else f": {self.metric} {fmt(self.metric, metrics.get(self.metric))}"
         say(f"trial {trial_id} {what} after {epochs} epoch{'s' * (epochs != 1)}{tail} "

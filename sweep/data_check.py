@@ -55,10 +55,10 @@ def probe(path: str) -> DataShape | None:
                     shapes[key] = read(f)[0]
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
-    if len(shapes["x_train"]) != 4:
-        return None
-    return DataShape(path, shapes["y_train"][0] if shapes["y_train"] else 0,
-                     shapes["y_test"][0] if shapes["y_test"] else 0, tuple(shapes["x_train"][1:]))
+    x, y, xt, yt = (shapes[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    if len(x) != 4 or len(y) != 1 or len(yt) != 1 or not x[0] or x[0] != y[0] or not xt or xt[0] != yt[0]:
+        return None  # not a usable file: trainables.data's full read says exactly what is wrong
+    return DataShape(path, x[0], xt[0], tuple(x[1:]))
 
 
 def check_space(spec, shape: DataShape, robustness: bool = True) -> None:

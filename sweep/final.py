@@ -43,7 +43,7 @@ def _finalize(folder, spec, arrays, track, robustness, deadline, say) -> dict:
         say(f"retrain seed {s['seed']}: clean test accuracy {100 * acc:.1f}%")
         per_seed.append({"seed": s["seed"], "test_acc": acc, "model": s["path"]})
         tracking.log_run(track, f"retrain-seed{s['seed']}", s["config"].to_dict(), s["history"], {"test_acc": acc})
-    tta = getattr(spec.retrain, "tta", "none")
+    tta = spec.retrain.tta
     ensemble = final_model([s["model"] for s in seeds], tta).to(device)
     if len(seeds) > 1 or tta != "none":
         from trainables.tta_views import tta_cost

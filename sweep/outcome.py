@@ -30,6 +30,7 @@ class TrialOutcome:
     wall_s: float  # seconds the trial spent running, over all its attempts
     error: str = ""  # one line, for errored trials
     failure: "Failure | None" = None  # the same, classified (errored trials)
+    trained: int = 0  # epochs it trained, counting each again that it trained again (PBT goes back to a donor's epoch)
 
     @property
     def epochs(self) -> int:
@@ -54,7 +55,7 @@ class Failure:
 class SweepRun:
     trials: list[TrialOutcome]
     experiment_path: str = ""
-    stop_reason: str = ""  # why Tune was stopped before the end ("" when it was not): see StopReason
+    stop_reason: "StopReason | None" = None  # why Tune was stopped before the end
 
     @property
     def interrupted(self) -> list[TrialOutcome]:

@@ -1,31 +1,15 @@
-"""How long will it take: the epoch budget with ASHA's expected cut, and wall time from measured epochs.
+"""How long will it take: the epochs the trial scheduler will let the trials train, and wall time from measured epochs.
 
-ASHA (grace g, reduction factor η, budget T) promotes about 1/η of the trials at each rung g, gη, gη², …
-below T: a trial trains to the first rung, continues to the next with probability 1/η, and so on. That is the
-expected cut; the real one depends on how trials rank, so the plan says "about".
+The epochs come from playing the scheduler's rule on the planned trials (sweep/trial_schedulers/simulate.py), not
+from a closed form: ASHA with few trials at a rung promotes more than 1/reduction_factor, HyperBand sizes its
+brackets by its own formula. So the plan says "about" and gives the range it expects.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-
-def rungs(max_t: int, grace: int, eta: float) -> list[int]:
-    out, r = [], grace
-    while r < max_t:
-        out.append(int(r))
-        r *= eta
-    return out
-
-
-def expected_epochs(max_t: int, grace: int, eta: float) -> float:
-    """Epochs one trial trains on average under ASHA (max_t when nothing is cut)."""
-    marks = rungs(max_t, grace, eta) + [max_t]
-    total, prev = 0.0, 0
-    for i, mark in enumerate(marks):
-        total += (mark - prev) / eta ** i
-        prev = mark
-    return total
+from .trial_schedulers.simulate import Expected, expected
 
 
 @dataclass(frozen=True)
@@ -33,25 +17,39 @@ class Plan:
     trials: int
     concurrent: int
     max_epochs: int
-    rungs: list[int]
-    epochs_per_trial: float  # expected, with ASHA's cut
-    eta: float = 2.0
+    expected: Expected  # trial-epochs the scheduler lets the trials train: mean, 10th-90th percentile
+    scheduler: str = ""  # what the trial scheduler does, in one line
+    searcher: str = ""  # who chooses each trial's config
+
+    @property
+    def epochs_per_trial(self) -> float:
+        return self.expected.per_trial
 
     @property
     def epochs(self) -> float:
-        return self.trials * self.epochs_per_trial
+        return self.expected.epochs
 
     def wall_s(self, epoch_s: float) -> float:
         """Expected seconds for the whole sweep at `epoch_s` per epoch per trial, `concurrent` trials at a time."""
         return self.epochs * epoch_s / max(1, self.concurrent)
 
     def lines(self, epoch_s: float | None = None, job_s: float | None = None) -> list[str]:
-        cut = 1 - self.epochs_per_trial / self.max_epochs
-        out = [f"plan: {self.trials} trials, {self.concurrent} at a time, up to {self.max_epochs} epochs each; " +
-               (f"ASHA rungs at epochs {self.rungs} keep the best 1/{self.eta:g} at each" if self.rungs
-                  else "no early stopping (ASHA's grace period is the whole budget)"),
-               f"plan: about {self.epochs:.0f} trial-epochs in all ({self.epochs_per_trial:.1f} per trial; "
-               f"{cut:.0%} fewer than {self.trials * self.max_epochs} without early stopping)"]
+        full = self.trials * self.max_epochs
+        e = self.expected
+        out = [f"plan: {self.trials} trials, {self.concurrent} at a time, up to {self.max_epochs} epochs each"
+               + (f"; {self.scheduler}" if self.scheduler else "")]
+        if self.searcher:
+            out.append(f"plan: {self.searcher}")
+        if e.epochs < full:
+            spread = f"{e.low:.0f}-{e.high:.0f} in 8 of 10 simulated runs of the scheduler; " if e.high > e.low else ""
+            out.append(f"plan: about {e.epochs:.0f} trial-epochs in all ({spread}{1 - e.epochs / full:.0%} fewer than "
+                       f"the {full} of training every trial to the end)")
+        elif e.epochs > full:
+            out.append(f"plan: about {e.epochs:.0f} trial-epochs in all ({e.low:.0f}-{e.high:.0f} in 8 of 10 simulated "
+                       f"runs of the scheduler): every trial trains every epoch, and a trial that copies another goes "
+                       f"back to that one's epoch and trains on from there")
+        else:
+            out.append(f"plan: {full} trial-epochs in all (every trial trains every epoch)")
         if epoch_s:
             wall = self.wall_s(epoch_s)
             line = f"plan: at {epoch_s:.1f} s per epoch (measured), about {duration(wall)} on this machine"
@@ -64,9 +62,22 @@ class Plan:
 
 
 def make_plan(spec) -> Plan:
-    t, g, eta = spec.epochs, spec.asha.grace_period, spec.asha.reduction_factor
-    return Plan(spec.trials.num_samples, spec.trials.max_concurrent, t, rungs(t, g, eta),
-                expected_epochs(t, g, eta), eta)
+    ts, trials = spec.trial_scheduler, spec.trials
+    return Plan(trials.num_samples, trials.max_concurrent, spec.epochs,
+                expected(ts.type, ts.settings, trials.num_samples, trials.max_concurrent, spec.epochs),
+                ts.describe(spec.epochs), searcher_line(spec))
+
+
+def searcher_line(spec) -> str:
+    """Who chooses each trial's config: the YAML's sampler through OptunaSearch, or (PBT) a random initial population
+    that the scheduler's exploit and explore take from there."""
+    s = spec.sampler
+    if not spec.trial_scheduler.kind.searcher:
+        return (f"{spec.trial_scheduler.type} chooses the configs: an initial population drawn at random from the "
+                f"space (seed {s.seed}), then its exploit and explore steps; sampler: is not used")
+    told = "; with several trials at a time it is told about the running ones (constant liar)" \
+        if s.type == "tpe" and spec.trials.max_concurrent > 1 else ""
+    return f"Optuna's {s.type} sampler chooses each trial's config (seed {s.seed}){told}"
 
 
 def duration(seconds: float) -> str:

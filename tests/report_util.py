@@ -68,6 +68,10 @@ FOLDERS = {
     "all_errored": dict(n=3, epochs=2, errored=3),  # nothing to rank, plot or measure: the report says so
     "two_objectives": dict(n=10, epochs=2, ood=True, objectives=(("ood_val_acc", "max"), ("val_acc", "max"))),
     "wide16": dict(n=16, epochs=4, metric="ood_val_acc", ood=True, wide=True),  # part 1's parameters and more
+    # `pick:` the second objective: clean accuracy and corrupted accuracy disagree on the best trial (weight decay
+    # trades one for the other), so a report ranking by the first would name another trial than best.json.
+    "pick_second": dict(n=10, epochs=2, ood=True, objectives=(("val_acc", "max"), ("ood_val_acc", "max")),
+                        pick="ood_val_acc"),
 }
 
 
@@ -99,7 +103,7 @@ def _truth(lr: float, wd: float, epoch: int, epochs: int, wobble: bool, rng) -> 
 
 
 def build(folder, name="synth", n=8, epochs=4, metric="val_acc", mode="max", select="last_epoch", ood=False,
-          errored=0, final=False, wobble=False, seed=0, objectives=(), wide=False) -> str:
+          errored=0, final=False, wobble=False, seed=0, objectives=(), wide=False, pick=None) -> str:
     from sweep.space import load_space
 
     folder = str(folder)
@@ -107,6 +111,8 @@ def build(folder, name="synth", n=8, epochs=4, metric="val_acc", mode="max", sel
     yaml = os.path.join(folder, "space.yaml")
     head = "".join(f"\n  - {{metric: {m}, mode: {d}}}" for m, d in objectives)
     head = f"objectives:{head}" if objectives else f"metric: {metric}\nmode: {mode}"
+    if pick:
+        head += f"\npick: {pick}"
     if ood:  # the section that makes the sweep score trials on corrupted validation images
         head += "\nood_val: {corruptions: [gaussian_noise, contrast], severities: [2], images: 20, test_images: 10}"
     with open(yaml, "w") as f:
@@ -162,7 +168,8 @@ def _sample(spec, rng) -> dict:
 
 def _asha(trials: list[dict], spec) -> None:
     sign = 1 if spec.mode == "max" else -1
-    rung = spec.asha.grace_period
+    asha = spec.trial_scheduler.settings
+    rung = asha.grace_period
     while rung < spec.epochs:
         alive = [t for t in trials if t["status"] == "completed" and len(t["history"]) >= rung]
         values = [sign * t["history"][rung - 1][spec.metric] for t in alive]
@@ -170,18 +177,22 @@ def _asha(trials: list[dict], spec) -> None:
         for t, v in zip(alive, values):
             if v < cut:
                 t.update(status="stopped_early", history=t["history"][:rung])
-        rung *= spec.asha.reduction_factor
+        rung *= asha.reduction_factor
 
 
 def _write(folder: str, spec, trials: list[dict], ood: bool) -> None:
-    metric, rows = spec.metric, []
-    pick = max if spec.mode == "max" else min
-    for t in trials:
-        values = [h[metric] for h in t["history"]]
-        rows.append({"trial_id": t["trial_id"], "status": t["status"], "epochs": len(t["history"]),
-                     **{p: t["config"].get(p, "") for p in spec.param_names},
-                     f"final_{metric}": "" if t["status"] == "errored" else values[-1],
-                     f"best_{metric}": pick(values), "time_s": 2.0 * len(values), "error": t["error"]})
+    """The files as the sweep writes them (sweep/results.py), ranked and picked by its one rule (sweep/ranking.py)."""
+    from sweep.ranking import Rule
+
+    rule, rows = Rule.of(spec), []
+    for t in Rule.of(spec).order(trials, lambda t: t["status"], lambda t: rule.value(t["history"])):
+        row = {"trial_id": t["trial_id"], "status": t["status"], "epochs": len(t["history"]),
+               **{p: t["config"].get(p, "") for p in spec.param_names}}
+        for o in spec.objectives:
+            values = [h[o.metric] for h in t["history"]]
+            row.update({f"final_{o.metric}": "" if t["status"] == "errored" else values[-1],
+                        f"best_{o.metric}": (max if o.mode == "max" else min)(values)})
+        rows.append({**row, "time_s": 2.0 * len(t["history"]), "error": t["error"]})
     _csv(os.path.join(folder, "trials.csv"), rows)
     names = HISTORY + (["ood_val_acc", "ood_val_loss"] if ood else [])
     _csv(os.path.join(folder, "history.csv"),
@@ -190,15 +201,13 @@ def _write(folder: str, spec, trials: list[dict], ood: bool) -> None:
                 "command": f"python orchestrator.py --space {spec.name}.yaml", "commit": "0" * 40,
                 "data": {"path": "/data/cifar100.npz", "fingerprint": "f" * 64}, "created": "2026-01-01 00:00:00"}
     _json(os.path.join(folder, "sweep.json"), manifest)
-    ok = [r for r in rows if r["status"] == "completed"]
-    if not ok:  # as the sweep does: no best.json when no trial finished with a value
+    best = rule.best(rows, lambda r: r["status"], lambda r: r[rule.column] if r[rule.column] != "" else None)
+    if best is None:  # as the sweep does: no best.json when no trial finished with a value
         return
-    rank = "best" if spec.to_dict().get("select") == "best_epoch" else "final"
-    best = pick(ok, key=lambda r: r[f"{rank}_{metric}"])
     cfg = next(t["config"] for t in trials if t["trial_id"] == best["trial_id"])
     _json(os.path.join(folder, "best.json"), {
-        "trial_id": best["trial_id"], "status": "completed", "metric": metric, "mode": spec.mode,
-        "value": best[f"{rank}_{metric}"], "config": {"model": "simple_cnn", **cfg},
+        "trial_id": best["trial_id"], "status": best["status"], "metric": rule.metric, "mode": rule.mode,
+        "value": best[rule.column], "config": {"model": "simple_cnn", **cfg},
         "retrain_command": f"python -m trainables --config {folder}/best.json"})
 
 

@@ -14,7 +14,6 @@ import glob
 import json
 import os
 import stat
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -27,10 +26,12 @@ SOURCES = sources(("sweep", "trainables", "robustness"), recursive=True)  # swee
 
 # (file, target expression) -> why it may write straight to its target
 ALLOWED = {
-    ("sweep/pipeline.py", "probe"): "a probe of whether the results folder is writable; deleted at once",
-    ("sweep/ray_adapter.py", "os.path.join(d, CKPT_FILE)"): "a private TemporaryDirectory Ray copies as a checkpoint",
+    ("sweep/pipeline/inputs.py", "probe"): "a probe of whether the results folder is writable; deleted at once",
+    ("sweep/ray_adapter/trial.py", "os.path.join(d, dur.CKPT_FILE)"):
+        "a private TemporaryDirectory Ray copies as a checkpoint",
+    ("sweep/ray_adapter/trial.py", "os.path.join(d, dur.LINEAGE_FILE)"): "the same checkpoint's lineage, beside it",
     ("robustness/download.py", "part"): "<name>.part, renamed only once its sha256 is verified",
-    ("sweep/ray_adapter.py", "buf"): "an in-memory buffer, then written through a temporary name",
+    ("sweep/ray_adapter/durability.py", "buf"): "an in-memory buffer, then written through a temporary name",
 }
 TEMP_NAMES = ("tmp", "fd")  # atomic_path / mkstemp temporaries, renamed over the target once complete
 
@@ -109,8 +110,11 @@ def _sweep_folder(d):
     (d / "history.csv").write_text("trial_id,epoch,val_loss\na,1,1.6\na,2,1.5\n")
 
 
-class _Run:  # the parts of a SweepRun that history.csv reads
-    trials = [SimpleNamespace(trial_id="a", history=[{"epoch": 1, "val_loss": 1.0}])]
+def _run():
+    from sweep.outcome import Status, SweepRun, TrialOutcome
+
+    return SweepRun([TrialOutcome("a", Status.COMPLETED, {"lr": 0.1}, {"epoch": 1, "val_loss": 1.0},
+                                  [{"epoch": 1, "val_loss": 1.0}], None, 1.0)])
 
 
 def _writers():
@@ -123,7 +127,7 @@ def _writers():
         "write_json": ("a.json", lambda p: atomic.write_json(p, {"new": 1})),
         "torch_save (checkpoints, final/*.pt)": ("a.pt", lambda p: atomic.torch_save({"w": torch.ones(3)}, p)),
         "trials.csv": ("trials.csv", lambda p: results.write_trials_csv(p, [{"trial_id": "b"}])),
-        "history.csv": ("history.csv", lambda p: results.write_history_csv(p, _Run)),
+        "history.csv": ("history.csv", lambda p: results.write_history_csv(p, _run())),
         "plots/curves.png": ("curves.png", lambda p: report.plot_curves([{"trial_id": "a", "epoch": 1, "x": 1}],
                                                                         [{"trial_id": "a", "status": "completed"}],
                                                                         "x", p)),

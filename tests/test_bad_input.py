@@ -69,13 +69,13 @@ class Case:
         return str(folder)
 
     def same_sweep_json(self, **trials) -> dict:
-        from sweep import pipeline
+        from sweep.pipeline.inputs import spec_hash
         from sweep.space import load_space
 
         spec = load_space(self.space(), {"data.path": self.npz})
         d = spec.to_dict()
         d["trials"].update(trials)
-        return {"spec": d, "spec_hash": pipeline._spec_hash(spec)}
+        return {"spec": d, "spec_hash": spec_hash(spec)}
 
 
 def _folder(c, name, *files) -> str:

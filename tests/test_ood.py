@@ -230,13 +230,12 @@ def _arrays(n_test=60, n_train=200):
 
 
 def test_generated_robustness_corrupts_once_per_data_and_scores_all(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
     from robustness import corrupted_set
     from sweep import robust_eval
+    from sweep.space import OodVal
 
     monkeypatch.setenv("CIFAR_SWEEP_CACHE", str(tmp_path / "cache"))
-    ood = SimpleNamespace(corruptions=("fog", "contrast"), severities=(1,), images=10, test_images=20, seed=0)
+    ood = OodVal(corruptions=("fog", "contrast"), severities=(1,), images=10, test_images=20, seed=0)
     said = []
     result = robust_eval.generated(PixelModel(), _arrays(), ood, 0.5, "cpu", str(tmp_path / "gen"), said.append)
     assert result["n"] == 20 and len(result["accuracy"]) == 19
@@ -251,14 +250,13 @@ def test_generated_robustness_corrupts_once_per_data_and_scores_all(tmp_path, mo
 
 
 def test_ood_validation_set_is_the_trials_validation_images_corrupted(tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
     from sweep.ood_val import build_ood_val
+    from sweep.space import OodVal
     from trainables.data import split
 
     monkeypatch.setenv("CIFAR_SWEEP_CACHE", str(tmp_path))
     arrays = _arrays()
-    ood = SimpleNamespace(corruptions=("gaussian_noise", "jpeg_compression"), severities=(2, 5), images=10, seed=4)
+    ood = OodVal(corruptions=("gaussian_noise", "jpeg_compression"), severities=(2, 5), images=10, seed=4)
     x, y = build_ood_val(arrays, {"val_fraction": 0.25}, ood)["ood_val"]
     assert x.shape == (2 * 2 * 10, 32, 32, 3) and len(y) == 40
     val = split(arrays, 0.25)

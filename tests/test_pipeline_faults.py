@@ -37,7 +37,7 @@ TRIALS = [  # config, status, epochs, val_loss per epoch, error
 
 def _fake_run(unfinished=()):
     """Three trials as the adapter returns them; `unfinished`: ids still running when Tune was stopped."""
-    from sweep.outcome import Status, SweepRun, TrialOutcome
+    from sweep.outcome import Status, StopReason, SweepRun, TrialOutcome
 
     trials = []
     for i, (config, status, losses, error) in enumerate(TRIALS):
@@ -46,7 +46,7 @@ def _fake_run(unfinished=()):
                  "epoch_time_s": 1.0, "images_per_s": 100.0, "ended_at": 1000 + e} for e, v in enumerate(losses, 1)]
         trials.append(TrialOutcome(tid, Status.INTERRUPTED if tid in unfinished else Status(status), config,
                                    dict(hist[-1]), hist, None, 2.0, error))
-    return SweepRun(trials, "/nowhere", "ctrl-c" if unfinished else "")
+    return SweepRun(trials, "/nowhere", StopReason.CTRL_C if unfinished else None)
 
 
 def _fake_ray(mp, sweeps: dict) -> None:
@@ -227,7 +227,7 @@ def test_a_final_model_that_learnt_nothing_still_gets_its_robustness_report(tmp_
     assert "OOD / clean = n/a" in open(paths["markdown"]).read()
 
 
-def _errored_run(failures, stop_reason=""):
+def _errored_run(failures, stop_reason=None):
     """The three trials, each errored with its Failure (None: interrupted by the stop)."""
     from sweep.outcome import Status, SweepRun, TrialOutcome
 
@@ -284,7 +284,7 @@ def test_fail_fast_only_on_the_same_user_mistake(orchestrate, capsys, monkeypatc
             listener.on_start(f"t{i}", {})
             listener.on_end(f"t{i}", Status.ERRORED, {}, failure)
         third = None if stops else _failures("RuntimeError")[0]
-        return _errored_run([*first, third], str(stops[0]) if stops else "")
+        return _errored_run([*first, third], stops[0] if stops else None)
 
     rc, out, err, folder = orchestrate("--wandb", "off", capsys=capsys, sweep=sweep)
     lines = err.strip().splitlines()

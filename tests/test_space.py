@@ -11,9 +11,9 @@ import optuna
 import pytest
 import yaml
 
-from sweep.space import SAMPLERS, Asha, SpaceError, load_space
+from sweep.space import SAMPLERS, SpaceError, load_space
+from sweep.trial_schedulers import SCHEDULERS
 from trainables.config import TrainConfig
-from trainables.errors import UserError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,9 +58,9 @@ def check_conditions(spec, params: dict) -> None:
 def test_file_loads_samples_and_validates(path):
     spec = load_space(path)
     assert spec.source_path == os.path.abspath(path)
-    # ASHA's max_t is spec.epochs (ray_adapter passes it), and nothing else holds a copy that could disagree
+    # Every scheduler's max_t is spec.epochs (the adapter passes it), and no settings hold a copy that could disagree
     assert spec.param_names and spec.epochs == spec.fixed["epochs"]
-    assert "max_t" not in {f.name for f in dataclasses.fields(Asha)}
+    assert all("max_t" not in {f.name for f in dataclasses.fields(k.settings)} for k in SCHEDULERS.values())
     seen = sample(spec, n=25)
     assert seen[: len(spec.enqueue)] == spec.points_to_evaluate  # the seed's recipes run first
     for point in spec.points_to_evaluate:
@@ -74,7 +74,7 @@ def test_smoke_variant(path):
     spec = load_space(path)
     smoke = load_space(path, smoke=True)
     assert smoke.smoke_applied and not spec.smoke_applied and smoke.name == spec.name + "-smoke"
-    assert smoke.epochs <= 2 and smoke.trials.num_samples <= 6 and smoke.asha.grace_period == 1
+    assert smoke.epochs <= 2 and smoke.trials.num_samples <= 6 and smoke.trial_scheduler.settings.grace_period == 1
     assert smoke.fixed.get("subset", 0) and smoke.resources.gpu == 0
     assert smoke.param_names == spec.param_names
     sample(smoke, n=8)
@@ -155,8 +155,15 @@ def test_spec_is_frozen():
         spec.fixed["epochs"] = 3
 
 
-def test_space_error_is_a_user_error():
-    assert issubclass(SpaceError, UserError)
+def test_a_space_error_is_one_line_and_exit_2_in_every_cli(tmp_path, capsys):
+    """A SpaceError is the user's to fix: the CLIs' one front end (trainables.cli.run) prints it alone, status 2."""
+    from trainables import cli
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: t\nmetric: val_acc\nparams: {lr: {type: loguniform, low: 1.0, high: 0.1}}\n")
+    status = cli.run(lambda: load_space(bad))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith(f"error: {bad}: params.lr.high")
 
 
 # --- bad files: each names the file, the key path and the bad value ------------------------------
@@ -331,7 +338,8 @@ def test_explicit_overrides_beat_the_smoke_section():
     assert load_space(SMOKE, smoke=True).trials.num_samples == 4
     flags = {"trials.num_samples": 6, "fixed.epochs": 2, "retrain.epochs": 2, "asha.grace_period": 2}
     smoke = load_space(SMOKE, flags, smoke=True)
-    assert (smoke.trials.num_samples, smoke.epochs, smoke.retrain.epochs, smoke.asha.grace_period) == (6, 2, 2, 2)
+    assert (smoke.trials.num_samples, smoke.epochs, smoke.retrain.epochs,
+            smoke.trial_scheduler.settings.grace_period) == (6, 2, 2, 2)
     assert smoke.smoke_applied and smoke.name == "smoke-smoke"
     renamed = load_space(SMOKE, {"name": "mine"}, smoke=True)
     assert renamed.name == "mine-smoke"  # a smoke run's results never land in the real sweep's folder

@@ -246,7 +246,7 @@ def test_resume_does_not_warm_twice(tmp_path, capsys):
     """A restored sweep's searcher state (Tune pickles OptunaSearch with its study) already holds the told
     trials: --resume keeps sweep.json's record and tells the sampler nothing again."""
     from sweep.api import SweepRequest
-    from sweep.pipeline import _warm_start
+    from sweep.pipeline.inputs import warm_start_for
 
     folder = earlier(tmp_path, [row("a", 0.01)])
     new = space(tmp_path, NEW)
@@ -255,10 +255,10 @@ def test_resume_does_not_warm_twice(tmp_path, capsys):
     record = warm_start.load([folder], new).to_dict()
     (mine / "sweep.json").write_text(json.dumps({"warm_start": record}))
     req = SweepRequest(space="unused.yaml", resume=True, warm_start=(folder,))
-    assert _warm_start(req, new, str(mine), restore=True) == (None, record)
+    assert warm_start_for(req, new, str(mine), restore=True) == (None, record)
     assert "--warm-start: ignored on --resume" in capsys.readouterr().out
     # stopped before Tune saved any state: nothing was told yet, so the recorded folders warm it now
-    warm, again = _warm_start(SweepRequest(space="unused.yaml", resume=True), new, str(mine), restore=False)
+    warm, again = warm_start_for(SweepRequest(space="unused.yaml", resume=True), new, str(mine), restore=False)
     assert again == record and len(warm.evaluated) == 1
 
 

@@ -50,14 +50,20 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-def did_you_mean(key: object, options) -> str:
-    """'; did you mean 'x'?' for the closest option, else the list of options."""
+def closest(key: object, options) -> str | None:
+    """The option `key` was most likely meant to be (a prefix either way, or a close spelling), or None."""
     import difflib
 
     key, options = str(key), [str(o) for o in options]
     close = [o for o in options if len(o) > 1 and (key.startswith(o) or o.startswith(key))][:1]
     close = close or difflib.get_close_matches(key, options, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else f"; valid: {', '.join(options)}"
+    return close[0] if close else None
+
+
+def did_you_mean(key: object, options) -> str:
+    """'; did you mean 'x'?' for the closest option, else the list of options."""
+    close = closest(key, options)
+    return f"; did you mean '{close}'?" if close else f"; valid: {', '.join(str(o) for o in options)}"
 
 
 # A file could not be written (disk full, quota, read-only or unwritable folder): the user's machine, not a bug.

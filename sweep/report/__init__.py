@@ -10,7 +10,7 @@ import os
 from trainables import atomic
 
 from ..console import say
-from . import axes, html, parallel, pdf, plots, quiet, sections, slices, views
+from . import axes, html, parallel, pdf, plots, quiet, scheduler, sections, slices, views
 from . import folder as results_folder
 from .importance import Importance
 from .journal import JOURNAL, record_trials
@@ -38,7 +38,7 @@ def _write(folder: str) -> tuple[str, str]:
     lines = sections.header(sweep) + [pdf_line, ""] + sections.leaderboard(sweep, extra)
     curves = plots.curves(sweep, [sweep.metric, *extra], os.path.join(plot_dir, "curves.png"))
     lines += ["## Learning curves", "", f"![learning curves]({os.path.relpath(curves, folder)})", ""]
-    lines += sections.asha(sweep)
+    lines += scheduler.section(sweep)
     imp_lines, imp = views.importance(sweep, plot_dir)
     shown = axes.shown(sweep, imp)
     lines += imp_lines + views.focus(sweep, imp, plot_dir) + parallel.section(sweep, shown, plot_dir)

@@ -11,9 +11,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from ..ranking import Rule
 from ..results import read_csv
-
-SELECT_RULES = {"last_epoch": "at the last epoch", "best_epoch": "at its best epoch"}
 
 
 def num(v) -> float | None:
@@ -53,13 +52,21 @@ class Sweep:
         return list(self.manifest.get("param_names") or self.spec["params"])
 
     @property
-    def select(self) -> str:
-        """How trials are ranked: the metric at the last epoch (default) or at each trial's best epoch."""
-        return self.spec.get("select") or "last_epoch"
+    def rule(self) -> Rule:
+        """The one ranking rule (sweep/ranking.py): the pick objective's metric, at the last or the best epoch."""
+        return Rule.from_dict(self.spec)
 
     @property
-    def rank_column(self) -> str:
-        return f"{'best' if self.select == 'best_epoch' else 'final'}_{self.metric}"
+    def select(self) -> str:
+        return self.rule.select
+
+    def rank_value(self, row: dict) -> float | None:
+        """A trial's value by the ranking rule: trials.csv's column for it, else (a sweep recorded before every
+        objective had one) from its learning curve."""
+        rule = self.rule
+        if rule.column in row:
+            return num(row[rule.column])
+        return rule.value({rule.metric: v} for _, v in self.curves(rule.metric).get(row["trial_id"], []))
 
     @property
     def max_epochs(self) -> int:
@@ -83,15 +90,8 @@ class Sweep:
         return any(num(h.get(metric)) is not None for h in self.history)
 
     def ranked(self) -> list[dict]:
-        """Trials best first by the ranking rule; as the sweep picks its best trial, those that trained every
-        epoch come before those ASHA stopped (an early rung's value does not compare with a full run's)."""
-        sign = -1 if self.mode == "max" else 1
-
-        def key(t):
-            v = num(t.get(self.rank_column))
-            return (t["status"] == "errored", v is None, t["status"] != "completed", sign * (v or 0.0))
-
-        return sorted(self.trials, key=key)
+        """Trials best first by the ranking rule, as the sweep picks its best trial (sweep/ranking.py)."""
+        return self.rule.order(self.trials, lambda t: t["status"], self.rank_value)
 
 
 def _json(path: str) -> dict | None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import os
 
-from .asha import summarise
-from .folder import SELECT_RULES, Sweep, num
+from ..ranking import SELECT_TEXT
+from .folder import Sweep, num
 
 ROBUSTNESS_TITLES = {"generated": "a generated CIFAR-100-C-style copy of the test set",
                      "dl4ds": "the DL4DS OOD files (labels from the official test order)"}
@@ -40,10 +40,11 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def rule_sentence(sweep: Sweep) -> str:
-    return (f"Trials are ranked by `{sweep.metric}` {SELECT_RULES.get(sweep.select, sweep.select)} "
-            f"(`select: {sweep.select}` in the search space; the other choice is "
-            f"`{'best_epoch' if sweep.select == 'last_epoch' else 'last_epoch'}`). Among trials with a value, "
-            f"those that trained every epoch rank above those ASHA stopped.")
+    rule = sweep.rule
+    other = "best_epoch" if rule.select == "last_epoch" else "last_epoch"
+    return (f"Trials are ranked by `{rule.metric}` at {SELECT_TEXT.get(rule.select, rule.select)} "
+            f"(`select: {rule.select}` in the search space; the other choice is `{other}`). Among trials with a "
+            f"value, those that trained every epoch rank above those stopped early; the first is the one retrained.")
 
 
 def header(sweep: Sweep) -> list[str]:
@@ -64,9 +65,10 @@ def header(sweep: Sweep) -> list[str]:
                   + f". ASHA stops trials by the first; the sampler weighs them all; the retrain trains the best "
                   f"trial by `{spec.get('pick') or objectives[0]['metric']}` (`pick:`), always on the Pareto front."]
     if sweep.best:
-        pct = "%" if sweep.metric.endswith("_acc") else ""
-        lines += ["", f"**Best trial:** `{sweep.best['trial_id']}` with `{sweep.metric}` "
-                      f"{fmt(sweep.metric, sweep.best.get('value'))}{pct}."]
+        metric = sweep.best.get("metric") or sweep.rule.metric  # best.json says what its value is
+        pct = "%" if metric.endswith("_acc") else ""
+        lines += ["", f"**Best trial:** `{sweep.best['trial_id']}` with `{metric}` "
+                      f"{fmt(metric, sweep.best.get('value'))}{pct}."]
     return lines + [""]
 
 
@@ -74,31 +76,24 @@ def leaderboard(sweep: Sweep, extra: list[str]) -> list[str]:
     """Every trial, best first by the ranking rule; `extra`: other metrics (their value by the same rule)."""
     from .study import value_at
 
-    head = ["rank", "trial", "status", "epochs", *sweep.params, f"{unit(sweep.metric)} last epoch",
-            f"{unit(sweep.metric)} best epoch", *[unit(e) for e in extra], "time (s)"]
+    m = sweep.rule.metric  # what ranks: the pick objective; the first objective (the scheduler's) beside it
+    extra = [e for e in ([sweep.metric] if sweep.metric != m else []) + extra if e != m]
+
+    def at(t, which: str):
+        column = f"{'best' if which == 'best_epoch' else 'final'}_{m}"
+        return t[column] if column in t else value_at(sweep, t, m, rule=which)
+
+    head = ["rank", "trial", "status", "epochs", *sweep.params, f"{unit(m)} last epoch",
+            f"{unit(m)} best epoch", *[unit(e) for e in extra], "time (s)"]
     rows = []
     for i, t in enumerate(sweep.ranked(), 1):
         rows.append([str(i), f"`{t['trial_id']}`", t["status"], str(t.get("epochs", "")),
                      *[cell(t.get(p, "")) or "–" for p in sweep.params],
-                     fmt(sweep.metric, t.get(f"final_{sweep.metric}")),
-                     fmt(sweep.metric, t.get(f"best_{sweep.metric}")),
+                     fmt(m, at(t, "last_epoch")), fmt(m, at(t, "best_epoch")),
                      *[fmt(e, value_at(sweep, t, e)) for e in extra], cell(t.get("time_s", ""))])
     note = "A dash: the parameter was not active in that trial (conditional)." if any(
         t.get(p, "") == "" for t in sweep.trials for p in sweep.params) else ""
     return ["## Leaderboard", "", table(head, rows), "", *([note, ""] if note else [])]
-
-
-def asha(sweep: Sweep) -> list[str]:
-    s = summarise(sweep)
-    rows = [[str(e), str(reached), str(stopped)] for e, reached, stopped in s.rows]
-    saved = 100 * (1 - s.spent / s.full) if s.full else 0.0
-    return ["## What ASHA did", "",
-            f"Grace period {s.grace_period} epoch(s), reduction factor {s.reduction_factor:g}, at most "
-            f"{s.max_epochs} epochs per trial: trials are compared at epochs "
-            f"{', '.join(map(str, s.rungs)) or '(none: a trial never reaches a rung before its last epoch)'}.",
-            "", table(["epoch (rung)", "trials that reached it", "stopped there by ASHA"], rows), "",
-            f"Epochs trained: **{s.spent}**, against {s.full} had the same {len(sweep.trials)} trials all run to "
-            f"the end ({saved:.1f}% saved).", ""]
 
 
 def failures(sweep: Sweep) -> list[str]:

@@ -9,7 +9,8 @@ Where each job lives:
   params.py         one searched parameter: distribution, bounds, `when:`
   conditions.py     `when:` parsing, parents-first order, completing a partial trial
   check.py          the space against TrainConfig: ranges in context, enqueued configs
-  sections.py       sampler/asha/trials/resources/retrain/data/ood_val dataclasses
+  sections.py       sampler/trials/resources/retrain/data/ood_val dataclasses
+  (trial_scheduler: sweep/trial_schedulers/, a table of its own, with asha: as its shorthand)
   samplers.py       sampler type -> Optuna sampler (one table)
   define_by_run.py  the only `trial.suggest_*` calls
   spec.py           SweepSpec
@@ -19,8 +20,8 @@ from .load import load_space
 from .objectives import METRICS, SELECTS, Objective
 from .params import DISTRIBUTIONS, Param
 from .samplers import SAMPLERS
-from .sections import Asha, Data, OodVal, Resources, Retrain, Sampler, Trials
+from .sections import Data, OodVal, Resources, Retrain, Sampler, Trials
 from .spec import SweepSpec
 
 __all__ = ["SpaceError", "Invalid", "SweepSpec", "load_space", "Param", "DISTRIBUTIONS", "METRICS", "SELECTS",
-           "Objective", "SAMPLERS", "Sampler", "Asha", "Trials", "Resources", "Retrain", "Data", "OodVal"]
+           "Objective", "SAMPLERS", "Sampler", "Trials", "Resources", "Retrain", "Data", "OodVal"]

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from trainables.config import TrainConfig, config_fields
 from trainables.errors import did_you_mean
 
+from .. import trial_schedulers
 from . import check, objectives, sections
 from . import overrides as ov
 from .conditions import resolve_conditions
@@ -22,10 +23,10 @@ from .yaml_file import read_yaml
 
 # TrainConfig keys the data: section owns, and keys that cannot be searched.
 RESERVED = {"data": "data.path", "download": "data.download"}
-SECTIONS = ("name", "description", "metric", "mode", "objectives", "pick", "select", "fixed", "params",
-            "sampler", "asha", "trials", "resources", "retrain", "data", "ood_val", "enqueue", "smoke")
-SMOKE_SECTIONS = ("fixed", "params", "sampler", "asha", "trials", "resources", "retrain", "data", "ood_val",
-                  "enqueue")
+SECTIONS = ("name", "description", "metric", "mode", "objectives", "pick", "select", "fixed", "params", "sampler",
+            "trial_scheduler", "asha", "trials", "resources", "retrain", "data", "ood_val", "enqueue", "smoke")
+SMOKE_SECTIONS = ("fixed", "params", "sampler", "trial_scheduler", "asha", "trials", "resources", "retrain", "data",
+                  "ood_val", "enqueue")
 
 
 def load_space(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None, *,
@@ -95,6 +96,9 @@ def _build(raw: dict, source_path: str, smoke_applied: bool = False) -> SweepSpe
     check.check_values(fixed, params)
 
     parts = sections.read(raw, fixed["epochs"], n_objectives=len(goals))
+    context = trial_schedulers.Context(fixed["epochs"], params, parts["trials"].checkpoint_every)
+    section, where = _scheduler_section(raw)
+    parts["trial_scheduler"] = trial_schedulers.read(section, context, where)
     _check_ood_val(goals, parts["ood_val"], fixed, params)
     enqueue = check.check_enqueue(raw.get("enqueue"), fixed, params, types)
     smoke = {} if raw.get("smoke") is None else raw["smoke"]
@@ -102,10 +106,24 @@ def _build(raw: dict, source_path: str, smoke_applied: bool = False) -> SweepSpe
     for key in smoke.get("fixed") if isinstance(smoke.get("fixed"), dict) else ():
         if key in {p.name for p in params}:
             raise Invalid(f"smoke.fixed.{key}", f"{key} is searched; shrink it under smoke.params.{key} instead")
-    small = ov.smoke_defaults(fixed, parts, tuple(p.name for p in params))
+    small = ov.smoke_defaults(fixed, parts, tuple(p.name for p in params), parts["trial_scheduler"])
     return SweepSpec(source_path, name, description, goals, pick, select, freeze(fixed), params, enqueue=enqueue,
                      smoke=freeze(ov.merge(small, smoke)), smoke_applied=smoke_applied,
                      **parts)
+
+
+def _scheduler_section(raw: dict) -> tuple[object, str]:
+    """(the trial_scheduler: mapping, its key path for messages). `asha:` is ASHA's settings under its old name: the
+    section itself when no trial_scheduler: is given (every file before the table), merged under it when the
+    scheduler is ASHA, and not used by another one (a file's asha: stays valid with --set trial_scheduler.type)."""
+    section, asha = raw.get("trial_scheduler"), raw.get("asha")
+    if asha is not None and not isinstance(asha, dict):
+        raise Invalid("asha", f"{show(asha)} is not a mapping; write e.g. {{grace_period: 3, reduction_factor: 3}}")
+    if section is None:
+        return {"type": "asha", **(asha or {})}, "asha"
+    if isinstance(section, dict) and section.get("type", "asha") == "asha" and asha:
+        return {**asha, **section}, "trial_scheduler"
+    return section, "trial_scheduler"
 
 
 def _check_ood_val(goals: tuple, ood, fixed: dict, params) -> None:

@@ -53,7 +53,12 @@ def smoke_form(spec) -> dict:
     return merge(spec.yaml_form(), thaw(spec.smoke))
 
 
-def smoke_defaults(fixed: dict, parts: dict, searched: tuple = ()) -> dict:
+# A scheduler's decisions happen within the smoke run's 2 epochs (ASHA's under its section's own name).
+SMOKE_SCHEDULING = {"asha": {"asha": {"grace_period": 1}}, "median": {"trial_scheduler": {"grace_period": 1}},
+                   "pbt": {"trial_scheduler": {"interval": 1}}, "pb2": {"trial_scheduler": {"interval": 1}}}
+
+
+def smoke_defaults(fixed: dict, parts: dict, searched: tuple = (), scheduler=None) -> dict:
     """What --smoke-test does unless the smoke: section says otherwise: same code path, ~1 minute on a
     CPU; never more than the file itself asks for. (A searched subset stays searched: fixing it too would
     make the smoke variant, and so the file, fail to load.)"""
@@ -61,8 +66,7 @@ def smoke_defaults(fixed: dict, parts: dict, searched: tuple = ()) -> dict:
     small = {"epochs": min(fixed["epochs"], 2)}
     if "subset" not in searched:
         small["subset"] = min(fixed.get("subset") or 1000, 1000)
-    return {"fixed": small,
-            "asha": {"grace_period": 1},
+    return {"fixed": small, **SMOKE_SCHEDULING.get(scheduler.type if scheduler else "asha", {}),
             "trials": {"num_samples": min(trials.num_samples, 4), "max_concurrent": min(trials.max_concurrent, 2)},
             "retrain": {"epochs": 1, "seeds": [parts["retrain"].seeds[0]]}}
 

@@ -9,41 +9,43 @@ import importlib.util
 import warnings
 from typing import Any, Callable, NamedTuple
 
-from trainables.errors import did_you_mean
+from trainables.errors import closest
 
 from .errors import Invalid, SpaceError
 from .values import show
 
 
 class Kind(NamedTuple):
-    make: Callable[[Any], Any]  # Sampler section -> optuna sampler
+    make: Callable[[Any, int], Any]  # (Sampler section, trials at a time) -> optuna sampler
     needs: tuple = ()  # packages optuna imports only when it samples: checked at load, not in trial 5
     multi_objective: bool = False
 
 
-def _tpe(s):
+def _tpe(s, concurrent):
     import optuna
 
     with warnings.catch_warnings():  # `group` is marked experimental; it is what conditional spaces need
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # constant_liar: with several trials at a time TPE counts the running ones as bad results, so it does not
+        # suggest the same region twice in a row. Optuna 5.0's default is on; set here so that it stays so.
         return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials, multivariate=True,
-                                          group=True)
+                                          group=True, constant_liar=concurrent > 1)
 
 
-def _random(s):
+def _random(s, concurrent):
     import optuna
 
     return optuna.samplers.RandomSampler(seed=s.seed)
 
 
-def _cmaes(s):  # categorical and conditional params fall back to random sampling
+def _cmaes(s, concurrent):  # categorical and conditional params fall back to random sampling
     import optuna
 
     return optuna.samplers.CmaEsSampler(seed=s.seed, n_startup_trials=s.n_startup_trials,
                                         warn_independent_sampling=False)
 
 
-def _gp(s):
+def _gp(s, concurrent):
     import optuna
 
     with warnings.catch_warnings():
@@ -52,7 +54,7 @@ def _gp(s):
                                          warn_independent_sampling=False)
 
 
-def _nsga2(s):
+def _nsga2(s, concurrent):
     import optuna
 
     # The first generation is random, like the other samplers' startup trials: its size is n_startup_trials
@@ -72,8 +74,8 @@ SAMPLERS: dict[str, Kind] = {
 def check_type(kind: Any, n_objectives: int = 1) -> str:
     """The sampler type, if it exists, its packages are installed and it can rank `n_objectives` objectives."""
     if not isinstance(kind, str) or kind not in SAMPLERS:
-        hint = did_you_mean(kind, SAMPLERS)
-        hint = hint if "did you mean" in hint else ""
+        close = closest(kind, SAMPLERS)
+        hint = f"; did you mean '{close}'?" if close else ""
         raise Invalid("sampler.type", f"unknown sampler {show(kind)}; allowed: {', '.join(SAMPLERS)}{hint}")
     missing = [m for m in SAMPLERS[kind].needs if importlib.util.find_spec(m) is None]
     if missing:
@@ -86,8 +88,8 @@ def check_type(kind: Any, n_objectives: int = 1) -> str:
     return kind
 
 
-def make_sampler(section) -> Any:
-    """The configured Optuna sampler for a (validated) `Sampler` section."""
+def make_sampler(section, concurrent: int = 1) -> Any:
+    """The configured Optuna sampler for a (validated) `Sampler` section and how many trials run at once."""
     if section.type not in SAMPLERS:  # a hand-made spec; load_space already rejects it
         raise SpaceError(f"unknown sampler type {section.type!r}; allowed: {', '.join(SAMPLERS)}")
-    return SAMPLERS[section.type].make(section)
+    return SAMPLERS[section.type].make(section, concurrent)

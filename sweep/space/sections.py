@@ -1,4 +1,5 @@
-"""The small sections of a search space: sampler, asha, trials, resources, retrain, data, ood_val.
+"""The small sections of a search space: sampler, trials, resources, retrain, data, ood_val. (The trial scheduler's
+section, `trial_scheduler:` or its shorthand `asha:`, is sweep/trial_schedulers/: a table of its own.)
 
 Each is a frozen dataclass whose defaults are the documented ones (search_spaces/README.md); `read`
 builds them from the top-level mapping.
@@ -21,12 +22,6 @@ class Sampler:
     type: str = "tpe"  # a key of samplers.SAMPLERS
     seed: int = 0
     n_startup_trials: int = 4  # reached random search's best sooner than 8 (BENCHMARKS.md, "Search efficiency")
-
-
-@dataclass(frozen=True)
-class Asha:
-    grace_period: int = 1
-    reduction_factor: float = 3  # (max_t is fixed.epochs: SweepSpec.epochs)
 
 
 @dataclass(frozen=True)
@@ -75,13 +70,12 @@ class OodVal:
 
 
 def read(raw: dict, epochs: int, n_objectives: int = 1) -> dict[str, Any]:
-    """sampler/asha/trials/resources/retrain/data/ood_val from a top-level mapping; `epochs` = fixed.epochs."""
+    """sampler/trials/resources/retrain/data/ood_val from a top-level mapping; `epochs` = fixed.epochs."""
     whole = lambda minimum: lambda v, p: number(v, p, integer=True, minimum=minimum)  # noqa: E731
     parts = {
         "sampler": _section(raw, "sampler", Sampler, {"type": lambda v, p: check_type(v, n_objectives),
                                                       "seed": whole(0),
                                                       "n_startup_trials": whole(0)}),
-        "asha": _section(raw, "asha", Asha, {"grace_period": whole(1), "reduction_factor": _factor}),
         "trials": _section(raw, "trials", Trials, {"num_samples": whole(1), "max_concurrent": whole(1),
                                                    "max_failures": whole(0), "checkpoint_every": whole(1)}),
         "resources": _section(raw, "resources", Resources, {"cpu": lambda v, p: number(v, p, minimum=0),
@@ -94,9 +88,6 @@ def read(raw: dict, epochs: int, n_objectives: int = 1) -> dict[str, Any]:
         "ood_val": _section(raw, "ood_val", OodVal, {"corruptions": _corruptions, "severities": _severities,
                                                      "images": whole(0), "test_images": whole(0), "seed": whole(0)}),
     }
-    if parts["asha"].grace_period > epochs:
-        raise Invalid("asha.grace_period", f"{parts['asha'].grace_period} is more than fixed.epochs ({epochs}); "
-                                           f"ASHA must be able to stop a trial before its last epoch")
     return parts
 
 
@@ -108,15 +99,10 @@ def data_path(value: Any, path: str) -> str:
 
 
 def _section(raw: dict, key: str, cls, readers: dict, **defaults):
-    section = {} if raw.get(key) is None else raw[key]  # 'asha:' with nothing under it = defaults
+    section = {} if raw.get(key) is None else raw[key]  # 'trials:' with nothing under it = defaults
     mapping(section, key, readers)
     values = {k: readers[k](v, f"{key}.{k}") for k, v in section.items()}
     return cls(**{**defaults, **values})
-
-
-def _factor(value: Any, path: str) -> int | float:
-    factor = number(value, path, minimum=2)
-    return int(factor) if factor.is_integer() else factor  # 3, not 3.0, in results files
 
 
 def _tta(value: Any, path: str) -> str:

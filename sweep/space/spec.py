@@ -13,7 +13,7 @@ from .define_by_run import define_by_run
 from .errors import Invalid, SpaceError
 from .objectives import Objective
 from .samplers import make_sampler
-from .sections import Asha, Data, OodVal, Resources, Retrain, Sampler, Trials
+from .sections import Data, OodVal, Resources, Retrain, Sampler, Trials
 from .values import FrozenDict, show, thaw
 
 
@@ -22,13 +22,13 @@ class SweepSpec:
     source_path: str
     name: str
     description: str
-    objectives: tuple  # of Objective(metric, mode); the first is ASHA's
+    objectives: tuple  # of Objective(metric, mode); the first is the trial scheduler's
     pick: str  # the objective's metric the retrain's trial is best by
     select: str  # last_epoch | best_epoch: which epoch of a trial stands for it
     fixed: FrozenDict
     params: tuple  # of Param, parents before the params conditioned on them
     sampler: Sampler
-    asha: Asha
+    trial_scheduler: Any  # sweep.trial_schedulers.TrialScheduler: its type (a row of the table) and settings
     trials: Trials
     resources: Resources
     retrain: Retrain
@@ -40,7 +40,7 @@ class SweepSpec:
 
     @property
     def metric(self) -> str:
-        """The first objective's metric: what ASHA stops trials by."""
+        """The first objective's metric: what the trial scheduler stops (or exploits) trials by."""
         return self.objectives[0].metric
 
     @property
@@ -54,7 +54,7 @@ class SweepSpec:
 
     @property
     def epochs(self) -> int:
-        """Epochs per trial = ASHA's max_t."""
+        """Epochs per trial = the trial scheduler's max_t."""
         return self.fixed["epochs"]
 
     @property
@@ -71,7 +71,16 @@ class SweepSpec:
         return define_by_run(self.fixed, self.params, trial)
 
     def make_sampler(self):
-        return make_sampler(self.sampler)
+        return make_sampler(self.sampler, self.trials.max_concurrent)
+
+    def active(self, config: Mapping[str, Any]) -> dict:
+        """`config` without the searched parameters it does not use (their `when:` does not hold). Under PBT Tune
+        hands each trial a config carrying every key of the whole population."""
+        values = dict(self.fixed)
+        for p in self.params:
+            if p.name in config and p.active(values):
+                values[p.name] = config[p.name]
+        return {k: v for k, v in config.items() if k in values}
 
     def trial_config(self, sampled: Mapping[str, Any]) -> TrainConfig:
         """fixed + one trial's sampled values (Tune's config, which may repeat the fixed ones) -> TrainConfig."""
@@ -106,11 +115,10 @@ class SweepSpec:
             goal = {"metric": self.metric, "mode": self.mode}
         else:
             goal = {"objectives": [o._asdict() for o in self.objectives], "pick": self.pick}
-        asha = {"grace_period": self.asha.grace_period, "reduction_factor": self.asha.reduction_factor}
         return {
             "name": self.name, "description": self.description, **goal, "select": self.select,
             "fixed": dict(self.fixed), "params": {p.name: p.to_dict() for p in self.params},
-            "sampler": dataclasses.asdict(self.sampler), "asha": asha,
+            "sampler": dataclasses.asdict(self.sampler), **self.scheduler_form(),
             "trials": dataclasses.asdict(self.trials), "resources": dataclasses.asdict(self.resources),
             "retrain": {**dataclasses.asdict(self.retrain), "seeds": list(self.retrain.seeds)},
             "data": dataclasses.asdict(self.data), "enqueue": [dict(e) for e in self.enqueue],
@@ -118,6 +126,14 @@ class SweepSpec:
                         "severities": list(self.ood_val.severities)},
             "smoke": thaw(self.smoke),
         }
+
+    def scheduler_form(self) -> dict:
+        """The trial scheduler as YAML writes it: ASHA's settings as an `asha:` section (the form every shipped
+        file uses, which an `asha.*` override then reaches), any other as `trial_scheduler:`."""
+        form = self.trial_scheduler.to_dict()
+        if form["type"] == "asha":
+            return {"asha": {k: v for k, v in form.items() if k != "type"}}
+        return {"trial_scheduler": form}
 
     def to_dict(self) -> dict:
         """JSON-able, for sweep.json, best.json and the report: the YAML form plus where it came from, and

@@ -26,6 +26,11 @@ class FrozenDict(dict):
     def __reduce__(self):
         return (FrozenDict, (dict(self),))
 
+    @classmethod
+    def of(cls, keys, value) -> "FrozenDict":
+        """dict.fromkeys, read-only (dict's own would write into the read-only instance)."""
+        return cls(dict.fromkeys(keys, value))
+
     def __hash__(self):  # frozen dataclasses holding one stay hashable
         return hash(tuple(sorted(self.items(), key=lambda kv: str(kv[0]))))
 
