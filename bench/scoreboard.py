@@ -39,18 +39,18 @@ check of the whole path at this scale (`--budget 8 --trial-epochs 2 --retrain-ep
 --seeds 0 --ood-images 1000`, load 2.4-3.8, niced): alone 6.0 s per epoch at 2 threads after a 27 s first one, 24%
 clean test after 8 epochs; sweep trials (1 thread, 2 at once, + 5,000 validation and 9,000 corrupted validation images
 scored) 13-17 s per epoch, 57-67 s with AugMix + JSD or batch 64 + mixup beside one; the retrain of an AugMix winner
-45 s per epoch on 50,000 images; predicting 11,600 images/s plain, 1,700-1,900 with flip TTA under that load (2x
-plain when idle); the corrupted set of 1,000 test images in 32 s (10,000: ~5.5 min, once); ~5 s start-up and ~3 s
-report per run. So 40 epochs per arm: alone and alone_tuned train 40 epochs (StepLR at 10, 20, 30 as written); the
-sweeps' trials train 6 epochs (part1.yaml's 30 x 0.2, and with them ASHA's grace period 3 -> 1, step_size 5-20 ->
-1-4, warmup 0-3 -> 0-1, the enqueued recipes' step 10 -> 2) and the winner is retrained 10 epochs (50 x 0.2) on train
-+ validation: for_loop 5 trials x 6 + 10 = 40 epochs, tool_default 15 trials x ~2.0 expected epochs (ASHA rungs 1,
-3) + 10 = ~40. Estimated wall time, idle: alone ~6 min, for-loop and tool 15-22 min each per seed (AugMix trials are
-~4x a plain epoch's wall time, though one epoch in the count; the P100 equivalent counts their 3 views), so the four
-arms with settings today ~2.5 h for 3 seeds, + the corrupted set; with tool_best ~3.3 h. The ETA line corrects this
-from measured epochs as it runs; `--budget 30 --trial-epochs 4 --retrain-epochs 6` is the smaller fallback. Whether
-alone learns at this budget is checked first: the run stops after alone seed 0 if its clean test accuracy is under
-10% (--min-alone-acc).
+45 s per epoch on 50,000 images; predicting 11,600 images/s plain, 1,700-1,900 with flip TTA under that load (2x plain
+when idle); the corrupted set of 1,000 test images in 32 s (10,000: ~5.5 min, once); ~5 s start-up and ~3 s report per
+run. So 40 epochs per arm: alone and alone_tuned train 40 epochs (StepLR at 10, 20, 30 as written); the sweeps' trials
+train 6 epochs (part1.yaml's 30 x 0.2, and with them ASHA's grace period 3 -> 1, step_size 5-20 -> 1-4, warmup 0-3 ->
+0-1, the enqueued recipes' step 10 -> 2) and the winner is retrained 10 epochs (50 x 0.2) on train + validation:
+for_loop 5 trials x 6 + 10 = 40 epochs, tool_default 11 trials x ~2.75 planned epochs (ASHA rungs at 1 and 3,
+sweep.plan's simulation of them) + 10 = ~40. Estimated wall time, idle: alone ~6 min, for-loop and tool 15-22 min each
+per seed (AugMix trials are ~4x a plain epoch's wall time, though one epoch in the count; the P100 equivalent counts
+their 3 views), so the four arms with settings today ~2.5 h for 3 seeds, + the corrupted set; with tool_best ~3.3 h.
+The ETA line corrects this from measured epochs as it runs; `--budget 30 --trial-epochs 4 --retrain-epochs 6` is the
+smaller fallback. Whether alone learns at this budget is checked first: the run stops after alone seed 0 if its clean
+test accuracy is under 10% (--min-alone-acc).
 
     python bench/scoreboard.py                         # the CPU benchmark (~3 h idle); resumable
     python bench/scoreboard.py --plan                  # the arms, their epochs and the exact commands; runs nothing

@@ -75,11 +75,10 @@ class Arm:
 #   {"trial_scheduler.type": "hyperband"}     once the scheduler table is merged
 TOOL_BEST: dict = {}
 
-# No early stopping. Before the trial-scheduler table: ASHA with its grace period at the last epoch (one rung at
-# max_t stops nothing). With the table merged, {"trial_scheduler.type": "fifo"} says the same. (fixed.epochs is
-# repeated so that the file's smoke variant, which the loader checks too, keeps the grace period within it.)
+# No early stopping: the trial-scheduler table's fifo (every trial trains every epoch). Before that table the same
+# was ASHA with its grace period at the last epoch, {"fixed.epochs": E, "asha.grace_period": E} (one rung at max_t).
 def no_early_stopping(c: Ctx) -> dict:
-    return {"fixed.epochs": c.trial_epochs, "asha.grace_period": c.trial_epochs}
+    return {"trial_scheduler.type": "fifo"}
 
 ARMS: dict[str, Arm] = {
     "alone": Arm("alone", recipe={},
@@ -226,6 +225,30 @@ def budget_for(spec, preset: Preset) -> int:
     return round(plan.trials * plan.epochs_per_trial + spec.retrain.epochs * len(spec.retrain.seeds))
 
 
+def with_trials(spec, n: int):
+    trials = dataclasses.replace(spec.trials, num_samples=n, max_concurrent=min(spec.trials.max_concurrent, n))
+    return dataclasses.replace(spec, trials=trials)
+
+
+def trials_for(spec, epochs: float) -> int:
+    """The trial count whose planned trial-epochs (sweep.plan: the trial scheduler's own rule, simulated; with few
+    trials ASHA promotes more than 1/eta, so epochs per trial depend on the count) come closest to `epochs`."""
+    planned: dict[int, float] = {}
+
+    def plan(n: int) -> float:
+        if n not in planned:
+            planned[n] = make_plan(with_trials(spec, n)).epochs
+        return planned[n]
+
+    n = max(1, round(epochs / make_plan(spec).epochs_per_trial))
+    for _ in range(6):  # n <- epochs / (epochs per trial at n), until it settles
+        nxt = max(1, round(epochs * n / plan(n)))
+        if nxt == n:
+            break
+        n = nxt
+    return min((k for k in (n - 1, n, n + 1) if k >= 1), key=lambda k: (abs(plan(k) - epochs), k))
+
+
 def retrain_seeds(n_models: int, seed: int) -> list[int]:
     """Scoreboard seed N with an n-model ensemble retrains seeds n*N .. n*N+n-1 (disjoint across N)."""
     return [n_models * seed + i for i in range(n_models)]
@@ -252,8 +275,8 @@ def make_job(part: int, arm: str, seed: int, preset: Preset, data: str, ood_dir:
     overrides["retrain.seeds"] = retrain_seeds(len(spec.retrain.seeds), seed)
     spec = load_space(path, overrides)
     retrain = spec.retrain.epochs * len(spec.retrain.seeds)
-    if "trials.num_samples" not in arm_sets:  # the budget left after the retrain, in expected trial-epochs
-        overrides["trials.num_samples"] = max(1, round((budget - retrain) / make_plan(spec).epochs_per_trial))
+    if "trials.num_samples" not in arm_sets:  # the budget left after the retrain, in planned trial-epochs
+        overrides["trials.num_samples"] = trials_for(spec, budget - retrain)
         overrides["trials.max_concurrent"] = min(spec.trials.max_concurrent, overrides["trials.num_samples"])
         spec = load_space(path, overrides)
     plan = make_plan(spec)
@@ -275,8 +298,8 @@ def _alone(part: int, preset: Preset, budget: int, seed: int, changes: dict) -> 
     out = {k: v for k, v in preset.sets.items() if k.startswith(("resources.", "trials."))}
     out.update({"metric": "val_acc", "mode": "max", "fixed": fixed,
                 "params": {"lr": {"type": "choice", "values": [lr]}}, "enqueue": [], "smoke": {},
-                "ood_val.corruptions": [], "asha.grace_period": budget, "sampler.type": "random", "sampler.seed": seed,
-                "trials.num_samples": 1, "trials.max_concurrent": 1,
+                "ood_val.corruptions": [], "trial_scheduler.type": "fifo", "sampler.type": "random",
+                "sampler.seed": seed, "trials.num_samples": 1, "trials.max_concurrent": 1,
                 "retrain.epochs": budget, "retrain.train_on_val": False, "retrain.seeds": [seed],
                 "retrain.tta": "none"})
     if preset.alone_cpus is not None:
