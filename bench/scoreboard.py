@@ -78,6 +78,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import yaml
@@ -307,26 +308,28 @@ def run_job(job, preset, args, ood_dir: str, progress: Progress) -> dict:
     load0, t0 = os.getloadavg(), time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             errors="replace", preexec_fn=_die_with_parent)
-    try:
-        with open(log_path, "a", encoding="utf-8") as log:
-            log.write(f"# {datetime.datetime.now().isoformat(timespec='seconds')} {shown(cmd)}\n")
-            for line in proc.stdout:
-                log.write(f"[{time.time() - t0:8.1f} s] {line}")
-                log.flush()
-                if EPOCH_LINE.search(line):
-                    progress.epoch()
-        rc = proc.wait()
-    except BaseException:
-        proc.send_signal(signal.SIGTERM)  # the orchestrator saves what it finished and exits 75
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        _attempt(rec, rec_path, rc=proc.returncode, wall=time.time() - t0, load0=load0, status="interrupted")
-        raise
-    status = "finished" if rc == 0 else "interrupted" if rc in (EXIT_RESUMABLE, 130) else "failed"
+    stopped: KeyboardInterrupt | None = None
+    timers: list[threading.Timer] = []
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"# {datetime.datetime.now().isoformat(timespec='seconds')} {shown(cmd)}\n")
+        while True:
+            try:
+                for line in proc.stdout:  # read to the end, also while it stops: its last lines say how it ended
+                    log.write(f"[{time.time() - t0:8.1f} s] {line}")
+                    log.flush()
+                    if EPOCH_LINE.search(line):
+                        progress.epoch()
+                break
+            except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: the orchestrator stops too, keeping what it finished
+                if stopped is None:
+                    stopped, timers = exc, _escalate(proc)
+    rc = proc.wait()
+    for t in timers:
+        t.cancel()
+    status = "finished" if rc == 0 else "interrupted" if rc in (EXIT_RESUMABLE, 130) or stopped is not None \
+        else "failed"
     _attempt(rec, rec_path, rc=rc, wall=time.time() - t0, load0=load0, status=status, write=False)
-    if status == "finished":
+    if status == "finished":  # (also when the stop came as it ended: its results are whole)
         try:
             rec["scores"] = scores_mod.score(folder, ood_dir, arms_mod.tuned_on(job.part), _train_images(args.data))
             rec["kept"] = {"best": os.path.join(folder, "best.json"),
@@ -338,9 +341,22 @@ def run_job(job, preset, args, ood_dir: str, progress: Progress) -> dict:
         rec["error"] = _last_line(log_path)
     rec["finished_at"] = datetime.datetime.now().isoformat(timespec="seconds")
     atomic.write_json(rec_path, rec)
+    if stopped is not None:
+        raise stopped
     if rc == 130:
         raise KeyboardInterrupt
     return rec
+
+
+def _escalate(proc: subprocess.Popen) -> list[threading.Timer]:
+    """A terminal's Ctrl-C or a process-group SIGTERM reached the orchestrator too: it saves what it finished and
+    exits (130 / 75) by itself, and a second signal could cut that save short. So SIGTERM only if it has not ended
+    20 s later (the signal reached the scoreboard alone), SIGKILL 60 s after that."""
+    timers = [threading.Timer(20, proc.terminate), threading.Timer(80, proc.kill)]
+    for t in timers:
+        t.daemon = True
+        t.start()
+    return timers
 
 
 def _attempt(rec: dict, path: str, rc, wall: float, load0, status: str, write: bool = True) -> None:
