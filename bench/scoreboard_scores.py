@@ -40,16 +40,26 @@ def _truthy(v) -> bool:
 
 
 def retrain_epochs(folder: str) -> list[dict]:
-    """Per retrained model: its seed and the epochs the retrain trained (0 when it reused the best trial's
-    checkpoint: those epochs are in history.csv already)."""
+    """Per final model (final/model_*.pt: model_seed<N>.pt, or model_<trial>_seed<N>.pt in an ensemble of trials):
+    its seed and the epochs the retrain trained, 0 when it took a trial's own weights (those epochs are in
+    history.csv already): marked so in the file, or its history is the trial's own, epoch for epoch."""
     import torch
 
+    with open(os.path.join(folder, "best.json")) as f:
+        best_trial = json.load(f)["trial_id"]
+    times: dict[str, list[float]] = {}
+    for r in _rows(os.path.join(folder, "history.csv")):
+        times.setdefault(r["trial_id"], []).append(round(float(r.get("epoch_time_s") or 0), 3))
     out = []
-    for path in sorted(glob.glob(os.path.join(folder, "final", "model_seed*.pt"))):
+    for path in sorted(glob.glob(os.path.join(folder, "final", "model_*.pt"))):
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        out.append({"seed": saved.get("seed"), "path": os.path.relpath(path, folder),
-                    "epochs": 0 if saved.get("from_trial") else len(saved.get("history", [])),
-                    "reused_trial": saved.get("from_trial", ""), "config": saved["config"]})
+        trial = saved.get("trial_id") or saved.get("from_trial") or best_trial
+        own = [round(float(h.get("epoch_time_s") or 0), 3) for h in saved.get("history", [])]
+        reused = bool(saved.get("from_trial")) or saved.get("from") == "trial" or \
+            (bool(own) and own == times.get(trial))
+        out.append({"seed": saved.get("seed"), "path": os.path.relpath(path, folder), "trial": trial,
+                    "epochs": 0 if reused else len(saved.get("history", [])), "reused_trial": trial if reused else "",
+                    "config": saved["config"]})
     return out
 
 
