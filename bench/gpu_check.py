@@ -1,4 +1,4 @@
-"""GPU check: the figures only a GPU can give, in one prepared run of at most 8 minutes (issue 14).
+"""GPU check: the figures only a GPU can give, in one prepared run of at most 12 minutes (issues 14 and 25).
 
     python bench/gpu_check.py --out gpu_check --data ../shared/data/cifar100.npz   # on a GPU machine
     python bench/gpu_check.py --device cpu --tiny --out /tmp/gpu_check_tiny        # every step shrunk, on a CPU
@@ -11,6 +11,10 @@
   d  the 950,000-image OOD prediction (19 memory-mapped (50000, 32, 32, 3) uint8 files; a stand-in set in the
      real layout unless --ood-dir holds one) through robustness.predict.predict_ood: seconds, peak host RAM
   e  a ~3-minute part-2 sweep, orchestrator.py in a subprocess: wall time vs time inside epochs, per trial
+  f  the scoreboard's part-1 arms (bench/scoreboard.py --preset gpu-check: 1 seed, 8 epochs per arm, a 500-image
+     corrupted test set): per arm clean and corrupted test accuracy, epochs, wall time. Left out: seeds 1-2,
+     parts 2-3, the full-length budgets (--preset gpu), the whole 10,000-image corrupted set, and any arm that does
+     not fit the step's budget (said in the output)
 
 Each step has its own time budget (BUDGETS) and runs in its own process: a step that would overrun skips
 or stops what is left and keeps what it measured; a failed step is recorded with its error line and the
@@ -25,6 +29,7 @@ import argparse
 import csv
 import datetime
 import importlib.metadata
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -48,15 +53,17 @@ from robustness.ood import FULL_N, OOD_FILES  # noqa: E402
 from trainables import atomic  # noqa: E402
 from trainables.errors import UserError  # noqa: E402
 
-# Seconds per step: (GPU run, --tiny). The GPU column sums to 470 s, under the 8 minutes the issue allows.
-# The --tiny column is a ceiling for a loaded 2-core machine (other jobs sharing it); idle, the run takes < 2 minutes.
-BUDGETS = {"a": (55, 120), "b": (115, 150), "c": (60, 120), "d": (60, 60), "e": (180, 180)}
+# Seconds per step: (GPU run, --tiny). The GPU column sums to 710 s: a-e's 470 s (issue 14's 8 minutes) + the
+# scoreboard's 240 s, under 12 minutes, leaving a lent GPU's 15 minutes room for the machine's start.
+# The --tiny column is a ceiling for a loaded 2-core machine (other jobs sharing it); idle, the run takes < 3 minutes.
+BUDGETS = {"a": (55, 120), "b": (115, 150), "c": (60, 120), "d": (60, 60), "e": (180, 180), "f": (240, 240)}
 TITLES = {
     "a": "training images/s: engine vs seed PIL + DataLoader, part-3 augmentation",
     "b": "full 50,000-image ResNet18-CIFAR epoch, bf16 + channels_last, eager vs torch.compile",
     "c": "1, 2 and 4 trial processes sharing the device: total images/s",
     "d": "950,000-image OOD prediction from memory-mapped files: seconds, peak host RAM",
     "e": "part-2 sweep end to end (orchestrator.py): wall time vs time inside epochs, per trial",
+    "f": "the scoreboard's part-1 arms at equal epochs (bench/scoreboard.py): accuracy, epochs, wall time per arm",
 }
 SWEEP_GRACE_S = (25, 15)  # SIGTERM this long before the budget ends: the sweep saves its files and exits 75
 EXIT_RESUMABLE = 75  # the orchestrator's "stopped (time limit / SIGTERM), resume me"
@@ -76,7 +83,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data", help="CIFAR-100 .npz or torchvision root; without it, random pixels (speed only)")
     p.add_argument("--ood-dir", help="the 19 distortionNN.npy files to predict; without it a stand-in set in the "
                                      "real layout is written to a temp folder and deleted afterwards")
-    p.add_argument("--steps", default="abcde", help="which steps to run, e.g. 'be' (default: abcde)")
+    p.add_argument("--steps", default="abcdef", help="which steps to run, e.g. 'be' (default: abcdef)")
     p.add_argument("--budget", action="append", default=[], metavar="STEP=SECONDS",
                    help="change one step's time budget, e.g. --budget e=240 (repeatable; default: BUDGETS)")
     return p.parse_args(argv)
@@ -86,7 +93,7 @@ def check_args(args) -> dict:
     """Validate the inputs before any work; returns what the run is on (device, torch, data)."""
     bad = sorted(set(args.steps) - set(BUDGETS))
     if bad or not args.steps:
-        raise UserError(f"--steps {args.steps!r}: choose letters from {''.join(BUDGETS)} (e.g. --steps abcde)")
+        raise UserError(f"--steps {args.steps!r}: choose letters from {''.join(BUDGETS)} (e.g. --steps abcdef)")
     args.budgets = {k: float(v[args.tiny]) for k, v in BUDGETS.items()}
     for item in args.budget:
         key, _, value = item.partition("=")
@@ -295,7 +302,7 @@ def run_sweep(args, rec: dict, budget: float, where: dict, scratch: str) -> None
                              detail=dict(cond, inside_s=round(total_in, 2), trial_wall_s=round(total_wall, 2))))
 
 
-def _wait_sweep(proc: subprocess.Popen, soft: float, hard: float) -> tuple[int, str]:
+def _wait_sweep(proc: subprocess.Popen, soft: float, hard: float, step: str = "e") -> tuple[int, str]:
     """Wait; at `soft` SIGTERM the process group (the orchestrator saves and exits 75), at `hard` SIGKILL it."""
     signalled, began, last_note = "", time.time(), time.time()
     while proc.poll() is None:
@@ -308,7 +315,7 @@ def _wait_sweep(proc: subprocess.Popen, soft: float, hard: float) -> tuple[int, 
             os.killpg(proc.pid, signal.SIGTERM)
             signalled = "SIGTERM"
         if now - last_note >= 15:
-            print(f"  [e] sweep running for {now - began:.0f} s", flush=True)
+            print(f"  [{step}] {'sweep' if step == 'e' else 'scoreboard'} running for {now - began:.0f} s", flush=True)
             last_note = now
         time.sleep(0.5)
     return proc.returncode, signalled
@@ -330,6 +337,66 @@ def _read_results(results: str) -> tuple[list[dict], list[dict]] | None:
                     raise RuntimeError(f"{what} has no column {', '.join(missing)}")
             return trials, hist
     return None
+
+
+# --- (f) the scoreboard's part-1 arms (issue 25) ---------------------------------------------------------------
+def scoreboard_command(args, data: str, out: str) -> list[str]:
+    """bench/scoreboard.py's gpu-check preset; on the CPU with --tiny its tiny one (2 arms, 400 images)."""
+    return [sys.executable, os.path.join(ROOT, "bench", "scoreboard.py"),
+            "--preset", "tiny" if args.tiny else "gpu-check", "--data", data, "--out", out]
+
+
+def run_scoreboard(args, rec: dict, budget: float, where: dict, scratch: str) -> None:
+    """The scoreboard in a subprocess under the step's budget (SIGTERM before its end: it keeps every finished arm
+    and exits 75); one figure per measure and finished arm, every arm that did not fit said as skipped."""
+    start = time.time()
+    data, data_what = sweep_data(args, scratch)
+    out = tempfile.mkdtemp(prefix="f_scoreboard_", dir=args.out)
+    cmd = scoreboard_command(args, data, out)
+    command = "python " + shlex.join(cmd[1:]).replace(shlex.quote(ROOT) + "/", "")
+    rec["info"].update(scoreboard_command=command, results=out, data=data_what)
+    print(f"  [f] {command}", flush=True)
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace", start_new_session=True)
+    lines: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: lines.extend((time.time() - t0, ln.rstrip()) for ln in proc.stdout),
+                              daemon=True)
+    reader.start()
+    try:
+        code, signalled = _wait_sweep(proc, start + budget - SWEEP_GRACE_S[args.tiny], start + budget, "f")
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        raise
+    reader.join(5)
+    atomic.write_text(os.path.join(out, "scoreboard.log"), "".join(f"[{t:7.1f} s] {ln}\n" for t, ln in list(lines)))
+    rec["info"].update(exit_code=code, wall_s=round(time.time() - t0, 2), log=os.path.join(out, "scoreboard.log"))
+    if signalled:
+        rec["partial"] = f"{signalled} at the step budget; exit code {code}"
+    path = os.path.join(out, "scoreboard.json")
+    report = json.load(open(path)) if os.path.exists(path) else {"runs": {}}
+    if code not in (0, EXIT_RESUMABLE) and not signalled:
+        tail = next((ln for _, ln in reversed(lines) if ln.strip()), "(no output)")
+        rec.update(status="failed", error=f"scoreboard exit {code}: {tail}")
+    common = dict(device=where["device"], torch=where["torch"], command=rec["command"], step="f", model="")
+    for run in report["runs"].values():
+        name = f"{run['label']} seed {run['seed']}"
+        if run.get("status") != "finished":
+            rec["skipped"].append({"what": name, "reason": f"{run.get('status')}: did not finish in the budget"})
+            continue
+        s = run["scores"]
+        cond = dict(data=data_what, scoreboard_command=command, orchestrator_command=run["command"],
+                    epochs=s["epochs"]["total"], ood_images=s["ood_images"])
+        add_figure(rec, dict(common, name=f"{name}: clean test accuracy", value=100 * s["clean_test_acc"], unit="%",
+                             detail=cond))
+        add_figure(rec, dict(common, name=f"{name}: corrupted test accuracy", value=100 * s["ood_acc"], unit="%",
+                             detail=dict(cond, held_out_pct=round(100 * s["held_out_acc"], 2))))
+        add_figure(rec, dict(common, name=f"{name}: epochs", value=s["epochs"]["total"], unit="epochs", detail=cond))
+        add_figure(rec, dict(common, name=f"{name}: wall", value=run["wall_s"], unit="s", detail=cond))
+    for line in (ln for _, ln in lines if "skipped" in ln and "no settings of its own" in ln):
+        rec["skipped"].append({"what": "tool, best", "reason": line.split("] ", 1)[-1]})
+    rec["info"].update(preset=cmd[cmd.index("--preset") + 1],
+                       arms_run=sorted(f"{r['arm']} seed {r['seed']}" for r in report["runs"].values()))
 
 
 # --- outputs ------------------------------------------------------------------------------------------------
@@ -362,6 +429,9 @@ def markdown(report: dict) -> str:
         if described:
             notes.append(f"- step {key}: {'; '.join(described)}")
         info = st["info"]
+        if info.get("scoreboard_command"):
+            notes.append(f"- step {key} ran `{info['scoreboard_command']}` (preset {info.get('preset')}; arms run: "
+                         f"{', '.join(info.get('arms_run', [])) or 'none'})")
         if info.get("orchestrator_command"):
             notes.append(f"- step {key} ran `{info['orchestrator_command']}`")
         if "exit_after_last_output_s" in info:
@@ -439,6 +509,9 @@ def run_step(key: str, args, rec: dict, where: dict, scratch: str) -> None:
     budget = rec["budget_s"]
     if key == "e":
         run_sweep(args, rec, budget, where, scratch)
+        return
+    if key == "f":
+        run_scoreboard(args, rec, budget, where, scratch)
         return
     params = {"device": args.device, "tiny": args.tiny, "data": args.data, "command": rec["command"],
               "scratch": scratch}

@@ -1,7 +1,7 @@
 """bench/gpu_check.py cannot rot: `--device cpu --tiny` runs every step for real, shrunk, and its files say so.
 
 GPU time is scarce (minutes, when there is any), so the GPU run must work the first time: this runs the
-same code path on the CPU. Idle, the run takes under 2 minutes; the timeout allows for a loaded machine.
+same code path on the CPU. Idle, the run takes under 3 minutes; the timeout allows for a loaded machine.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ EXPECTED = {
           ("4 trial process(es) at once: total", "images/s")],
     "d": [("OOD prediction,", "s"), ("OOD prediction speed", "images/s"), ("peak host RAM", "MB")],
     "e": [(": wall", "s"), (": inside epochs", "s"), ("sweep wall", "s")],
+    "f": [(": clean test accuracy", "%"), (": corrupted test accuracy", "%"), (": epochs", "epochs"), (": wall", "s")],
 }
 
 
@@ -61,6 +62,10 @@ def test_every_step_measures_real_values(tiny_run):
     assert {f["model"] for f in report["steps"]["a"]["figures"]} >= {"simple_cnn", "resnet18_cifar"}
     sweep = report["steps"]["e"]["info"]
     assert sweep["exit_code"] == 0 and "search_spaces/part2.yaml" in sweep["orchestrator_command"]
+    board = report["steps"]["f"]["info"]
+    assert board["exit_code"] == 0
+    assert board["scoreboard_command"].startswith("python bench/scoreboard.py --preset tiny")
+    assert board["arms_run"] == ["alone seed 0", "tool_default seed 0"]
 
 
 def test_markdown_has_a_row_per_figure(tiny_run):
