@@ -139,11 +139,12 @@ class Eta:
     """The console's time left: told every trial event, asked at each status line."""
 
     def __init__(self, plan: Plan, slots: int | None = None, space: list[dict] = (), enqueued: list[dict] = (),
-                 train_images: int = 50_000, done: int = 0):
+                 train_images: int = 50_000, done: int = 0, fixed: Mapping | None = None):
         self.plan, self.slots = plan, max(1, slots or plan.concurrent)
         self.train_images = train_images  # CIFAR-100's training split unless the data says otherwise
-        self.space = [key(c, train_images) for c in space]  # configs drawn from the space: what a sampler starts with
-        self.enqueued = [key(c, train_images) for c in enqueued]
+        self.fixed = dict(fixed or {})  # the space's fixed: values, under every config
+        self.space = [self.key(c) for c in space]  # configs drawn from the space: what a sampler starts with
+        self.enqueued = [self.key(c) for c in enqueued]
         self.costs = CostModel()
         self.trials: dict[str, Trial] = {}
         self.running: set[str] = set()
@@ -151,7 +152,9 @@ class Eta:
         self.ended = done  # trials that ended, those of an earlier run (resume) included
         self.epochs_s: list[float] = []  # every measured epoch
         self.between: list[float] = []  # seconds between a trial's epochs beyond the epoch itself (saves, Tune)
-        self.start_up: list[float] = []  # seconds from a trial's start to its first epoch, beyond the epoch
+        # Seconds from a trial's start to its first epoch, beyond the epoch: the first trials' (cold: their processes
+        # import torch while Ray settles; 9 s each at load 14 on 2 cores) apart from the later ones' (0.2-0.3 s there)
+        self.start_up: dict[bool, list[float]] = {True: [], False: []}
 
     @classmethod
     def for_spec(cls, spec, plan: Plan, slots: int | None = None, train_images: int = 50_000, done: int = 0,
@@ -159,13 +162,16 @@ class Eta:
         rng = random.Random(seed)
         space = [spec.active({p.name: draw(p, rng) for p in spec.params}) for _ in range(DRAWS)]
         enqueued = [spec.active(dict(e)) for e in spec.enqueue]
-        return cls(plan, slots, space, enqueued, train_images, done)
+        return cls(plan, slots, space, enqueued, train_images, done, spec.fixed)
+
+    def key(self, config: Mapping) -> tuple:
+        return key({**self.fixed, **config}, self.train_images)
 
     def start(self, trial_id: str, config: Mapping, now: float) -> None:
         t = self.trials.get(trial_id)
         if t is None:  # (a paused trial that starts again keeps its place)
             index = self.ended + len(self.running)
-            t = self.trials[trial_id] = Trial(key(config, self.train_images), index, now)
+            t = self.trials[trial_id] = Trial(self.key(config), index, now)
             if index >= len(self.enqueued):
                 self.proposed.append(t.key)
         t.since = now
@@ -176,7 +182,8 @@ class Eta:
         seconds = float(metrics.get("epoch_time_s") or 0)
         if t is None or seconds <= 0:
             return
-        (self.between if t.epoch_s else self.start_up).append(max(0.0, now - t.since - seconds))
+        gap = max(0.0, now - t.since - seconds)
+        (self.between if t.epoch_s else self.start_up[t.index < self.slots]).append(gap)
         t.epoch, t.since = int(metrics.get("epoch") or t.epoch + 1), now
         t.epoch_s.append(seconds)
         self.epochs_s.append(seconds)
@@ -212,7 +219,7 @@ class Eta:
             return None
         rng = random.Random(0)  # the same state gives the same answer: the status line does not jitter
         between = statistics.median(self.between) if self.between else 0.0
-        start_up = statistics.median(self.start_up) if self.start_up else 0.0
+        cold, warm = (statistics.median(self.start_up[c]) if self.start_up[c] else 0.0 for c in (True, False))
         running = sorted((self.trials[r] for r in self.running), key=lambda t: t.index)
         own = [sum(t.epoch_s[-5:]) / len(t.epoch_s[-5:]) if t.epoch_s else self.costs.seconds(t.key) for t in running]
         futures = [self.plan.expected.after(t.epoch, t.index) for t in running]
@@ -223,11 +230,11 @@ class Eta:
             jobs = []
             for t, cost, future in zip(running, own, futures):
                 epochs = rng.choice(future)  # the time since its last report is spent on the first of them only
-                current = cost + between + (0.0 if t.epoch_s else start_up)
+                current = cost + between + (0.0 if t.epoch_s else cold if t.index < self.slots else warm)
                 jobs.append((epochs - 1) * (cost + between) + max(0.0, current - (now - t.since)) if epochs else 0.0)
             for i in queued:
                 epochs = self.plan.expected.of(i, rng.randrange(1 << 30))
-                jobs.append(epochs * (self._queued_cost(i, rng) + between) + start_up)
+                jobs.append(epochs * (self._queued_cost(i, rng) + between) + warm)
             ends.append(_makespan(jobs, self.slots))
         ends.sort()
         return Wall(ends[len(ends) // 2], ends[len(ends) // 10], ends[(len(ends) * 9) // 10])

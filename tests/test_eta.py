@@ -77,13 +77,20 @@ def test_the_time_left_follows_the_running_and_queued_trials_each_at_its_cost():
 
 
 def test_seconds_between_epochs_and_before_the_first_are_counted():
-    """A trial's start (its process, the data, the model) and each epoch's save are not in epoch_time_s."""
-    eta = Eta(every_epoch(trials=2, epochs=3), slots=1, train_images=N)
+    """A trial's start (its process, the data, the model) and each epoch's save are not in epoch_time_s. The first
+    trials start cold (processes importing torch while Ray settles): a later trial's start is measured apart."""
+    eta = Eta(every_epoch(trials=3, epochs=3), slots=1, train_images=N)
     eta.start("a", PLAIN, 0.0)
-    eta.result("a", {"epoch": 1, "epoch_time_s": 10.0}, 14.0)  # 4 s to start
+    eta.result("a", {"epoch": 1, "epoch_time_s": 10.0}, 14.0)  # 4 s to start, cold
     eta.result("a", {"epoch": 2, "epoch_time_s": 10.0}, 25.0)  # 1 s between epochs
-    # a: 1 more epoch (11 s); then b: 4 + 3 x 11
-    assert eta.left(25.0).about == pytest.approx(11 + 4 + 33, rel=1e-3)
+    # a: 1 more epoch (11 s); then b and c: 3 x 11 each (no later start measured yet)
+    assert eta.left(25.0).about == pytest.approx(11 + 33 + 33, rel=1e-3)
+    eta.result("a", {"epoch": 3, "epoch_time_s": 10.0}, 36.0)
+    eta.end("a")
+    eta.start("b", PLAIN, 36.0)
+    eta.result("b", {"epoch": 1, "epoch_time_s": 10.0}, 47.5)  # 1.5 s to start
+    # b: 2 more epochs (22 s); c: 1.5 + 3 x 11
+    assert eta.left(47.5).about == pytest.approx(22 + 1.5 + 33, rel=1e-3)
 
 
 def test_a_running_trial_goes_on_as_the_scheduler_lets_it():
@@ -113,9 +120,10 @@ def test_queued_trials_cost_what_the_space_proposes():
     from sweep.space import load_space
 
     spec = load_space("search_spaces/part1.yaml", {"params.model": {"type": "choice", "values": ["small_cnn"]},
-                                                   "enqueue": [], "fixed.epochs": 15})
+                                                   "enqueue": [], "fixed.epochs": 15, "fixed.subset": 6000})
     plan = Plan(12, 2, 15, expected("asha", Asha(2, 3), 12, 2, 15))
     eta = Eta.for_spec(spec, plan, 2, N)
+    assert {dict(k)["images"] for k in eta.space} == {5400}  # the fixed: values under every drawn config
     views = [dict(k)["views"] for k in eta.space]
     assert 0.15 < views.count("augmix+jsd") / len(views) < 0.35
     eta.start("a", spec.active({"augmix": False}), 0.0)
