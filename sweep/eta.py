@@ -212,9 +212,9 @@ class Eta:
 
     def left(self, now: float) -> Wall | None:
         """Seconds left (the median, 10th and 90th percentile of DRAWS draws), None before the first measured epoch.
-        The median, not the mean: what is left is skewed (one long trial more or less), and on replayed sweeps
-        (12 trials, a quarter of them 3.6x dearer) the median came within 25% of the outcome more often at half and
-        three quarters of the run (68 and 72 of 150 vs 57 and 42), as often at the first epoch."""
+        The median, not the mean: what is left is skewed (one long trial more or less); on replayed sweeps (12
+        trials, a quarter of them 3.6x dearer; bench/bench_eta.py --replay) the median came within 25% of the outcome
+        more often at half and three quarters of the run (69 and 73 of 150 vs 58 and 44), as often at the first."""
         if not self.costs:
             return None
         rng = random.Random(0)  # the same state gives the same answer: the status line does not jitter
