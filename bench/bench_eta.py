@@ -235,7 +235,7 @@ def main() -> int:
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data", "cifar100.npz"))
     ap.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines")
+    ap.add_argument("--status-every", type=float, default=2.0, help="seconds between status lines")
     ap.add_argument("--set", action="append", default=[], help="more --set for every case (e.g. to shrink a try)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "eta.json"))
     ap.add_argument("--keep-console", default="", help="a folder for each run's timestamped console")
