@@ -13,6 +13,15 @@ from .trial_schedulers.simulate import Expected, expected
 
 
 @dataclass(frozen=True)
+class Wall:
+    """Seconds a sweep (or what is left of it) takes: the median and the 10th-90th percentile of what is expected."""
+
+    about: float  # the median: half the expected outcomes take longer
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class Plan:
     trials: int
     concurrent: int
@@ -34,7 +43,11 @@ class Plan:
         """Expected seconds for the whole sweep at `epoch_s` per epoch per trial, `concurrent` trials at a time."""
         return self.epochs * epoch_s / max(1, self.concurrent)
 
-    def lines(self, epoch_s: float | None = None, job_s: float | None = None) -> list[str]:
+    def lines(self, epoch_s: float | None = None, job_s: float | None = None, wall: Wall | None = None,
+              next_epoch_s: float | None = None) -> list[str]:
+        """`wall`: the sweep's time from sweep/eta.py (costs per config, the trials' order on the slots); without
+        it, `epoch_s` for every epoch. `next_epoch_s`: what an epoch of the trials still to start is expected to
+        cost, when it differs from `epoch_s`."""
         full = self.trials * self.max_epochs
         e = self.expected
         out = [f"plan: {self.trials} trials, {self.concurrent} at a time, up to {self.max_epochs} epochs each"
@@ -54,10 +67,16 @@ class Plan:
         else:
             out.append(f"plan: {full} trial-epochs in all (every trial trains every epoch)")
         if epoch_s:
-            wall = self.wall_s(epoch_s)
-            line = f"plan: at {epoch_s:.1f} s per epoch (measured), about {duration(wall)} on this machine"
-            if job_s:
-                line += f" = {math.ceil(wall / job_s)} job(s) of {duration(job_s)}"
+            total = wall.about if wall else self.wall_s(epoch_s)
+            expect = f"; {next_epoch_s:.1f} s expected of the configs still to run" \
+                if next_epoch_s and abs(next_epoch_s / epoch_s - 1) > 0.05 else ""
+            line = f"plan: at {epoch_s:.1f} s per epoch (measured{expect}), about {duration(total)} on this machine"
+            if wall and wall.high > wall.low:
+                line += f" ({duration(wall.low)}-{duration(wall.high)} in 8 of 10 draws)"
+            if job_s and wall:
+                line += f"; at the longer, {math.ceil(wall.high / job_s)} job(s) of {duration(job_s)}"
+            elif job_s:
+                line += f" = {math.ceil(total / job_s)} job(s) of {duration(job_s)}"
             out.append(line)
         else:
             out.append("plan: wall time follows once the first epochs are timed")

@@ -334,3 +334,38 @@ def test_a_retrain_that_diverges_is_no_model_not_a_finished_run(orchestrate, cap
     assert lines[0].startswith("error: the retrain of trial t0's config diverged (loss became nan at epoch 1, step 5")
     assert (folder / "best.json").is_file() and (folder / "report.md").is_file()
     assert not (folder / "final" / "metrics.json").exists() and not (folder / "submission_ood.csv").exists()
+
+
+def test_library_warnings_in_the_driver_go_to_the_log(orchestrate, capsys):
+    """What libraries raise in the driver while the trials run (Ray's deprecations, Optuna's experimental features)
+    and during the retrain (matplotlib's log records) goes to logs/warnings.log, not the console; the warning filters
+    and the loggers are as they were once the run ends."""
+    import logging
+    import warnings
+
+    from sweep import library_log, retrain
+
+    def sweep(listener):
+        warnings.warn("a library's DeprecationWarning while the trials run", DeprecationWarning, stacklevel=1)
+        warnings.warn("a library's UserWarning while the trials run", UserWarning, stacklevel=1)
+        return _fake_run()
+
+    real = retrain.train_one
+
+    def train_one(*args, **kwargs):
+        logging.getLogger("matplotlib.font_manager").warning("a matplotlib log record during the retrain")
+        return real(*args, **kwargs)
+
+    filters, show = list(warnings.filters), warnings.showwarning
+    handlers = {n: list(logging.getLogger(n).handlers) for n in library_log.LOGGERS}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(retrain, "train_one", train_one)
+        rc, out, err, folder = orchestrate("--wandb", "off", capsys=capsys, sweep=sweep)
+    assert rc == 0, err
+    log = (folder / library_log.LOG).read_text()
+    for said in ("DeprecationWarning while the trials run", "UserWarning while the trials run",
+                 "a matplotlib log record during the retrain"):
+        assert said in log and said not in out + err, said
+    assert all(line.startswith("[sweep] ") for line in out.splitlines() if line.strip())
+    assert warnings.filters == filters and warnings.showwarning is show
+    assert {n: logging.getLogger(n).handlers for n in library_log.LOGGERS} == handlers

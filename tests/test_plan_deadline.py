@@ -155,10 +155,10 @@ def test_console_eta_from_measured_epochs(capsys):
     c.on_result("b", {"epoch": 1, "val_acc": 0.5, "epoch_time_s": 10.0})
     # running: 3 + 3 epochs left; 2 trials not started: 8 more; 14 epochs x 10 s / 2 at a time
     assert c.eta_s() == pytest.approx(70.0)
-    clock.t += 31
+    clock.t += 31  # 31 s into their second epochs (of 10 s): those are about to end, 2 epochs each to go
     c.on_tick()
     out = capsys.readouterr().out
-    assert "best 50.0% (trial b)" in out and "about 1m10s left" in out and "trial a started (1/4): lr=0.1" in out
+    assert "best 50.0% (trial b)" in out and "about 1m00s left" in out and "trial a started (1/4): lr=0.1" in out
     c.on_end("b", Status.STOPPED_EARLY, {"val_acc": 0.5, "epoch": 1}, "")
     assert "trial b stopped early by ASHA after 1 epoch: val_acc 50.0% [1/4 ended]" in capsys.readouterr().out
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -152,11 +153,16 @@ def test_final_predictions_are_an_ensemble_under_tta(sweep_dir):
 
 
 def test_the_console_says_only_what_a_user_needs(sweep_dir):
-    """Every stdout line is ours; Ray's internals (token warning, actor restarts, slow-callback warnings, its own
-    restore hint, status boxes) went to logs/ray.log; the folder is said at the start and at the end."""
+    """Every stdout line is ours, from the start through the trials, the retrain and the report to the end; Ray's
+    internals (token warning, actor restarts, slow-callback warnings, its own restore hint, status boxes) went to
+    logs/ray.log, libraries' warnings (Optuna's importance, matplotlib, Ray's deprecations) to logs/, and stderr holds
+    only our progress bars; the folder is said at the start and at the end."""
     out, err = (sweep_dir.parent.parent / "console.txt").read_text().split("\n---stderr---\n")
     lines = [line for line in out.splitlines() if line.strip()]
     assert lines and all(line.startswith("[sweep] ") for line in lines), [x for x in lines if "[sweep]" not in x][:5]
+    assert any("retrain" in line for line in lines) and any("report:" in line for line in lines)
+    warned = re.findall(r".*(?:Warning\b|\.py:\d+|site-packages).*", err)
+    assert not warned, warned[:5]
     for noise in ("Token authentication", "_WandbLoggingActor", "may be a performance bottleneck",
                   "Tuner.restore", "Failed to fetch metrics", "Failed to push error", "╭"):
         assert noise not in out + err, noise

@@ -15,6 +15,7 @@ import os
 import signal
 import time
 
+from .. import library_log
 from ..api import SweepOutcome, SweepRequest
 from ..console import say
 from ..outcome import StopReason, StopRequested
@@ -36,11 +37,12 @@ def run(req: SweepRequest) -> SweepOutcome:
                 return SweepOutcome(folder, os.path.exists(os.path.join(folder, "sweep.json")), False,
                                     planned=plan.trials)
             inputs = prepare(req, state)
-            ready = start(req, inputs, state)
-            searched = search(req, inputs, ready, t_start)
-            if isinstance(searched, SweepOutcome):
-                return searched
-            return finish(req, inputs, ready, searched)
+            with library_log.run_log(inputs.folder):  # from Ray's start on, libraries' warnings go to logs/
+                ready = start(req, inputs, state)
+                searched = search(req, inputs, ready, t_start)
+                if isinstance(searched, SweepOutcome):
+                    return searched
+                return finish(req, inputs, ready, searched)
     except KeyboardInterrupt:
         return SweepOutcome(state["folder"], state["started"], False, StopReason.CTRL_C)
     except StopRequested as stop:

@@ -13,6 +13,7 @@ from .. import results, tracking
 from ..api import SweepOutcome, SweepRequest
 from ..console import Console, say
 from ..deadline import Deadline
+from ..eta import Eta, slots
 from ..fail_fast import FailFast
 from ..outcome import Listeners, StopReason
 from . import lazy, segments
@@ -32,9 +33,10 @@ def search(req: SweepRequest, inputs: Inputs, ready: Ready, t_start: float) -> S
     spec, folder, adapter = ready.spec, inputs.folder, lazy.ray_adapter()
     deadline = Deadline(req.time_limit_s, adapter.request_stop, t0=t_start) if req.time_limit_s else None
     fail_fast = FailFast.for_spec(spec, adapter.request_stop)
-    console = Console(spec.metric, spec.mode, inputs.plan, list(spec.param_names), req.status_every_s,
-                      done=ended_before(folder) if inputs.restore else 0, job_s=req.job_s,
-                      stopper=spec.trial_scheduler.type)
+    done = ended_before(folder) if inputs.restore else 0
+    eta = Eta.for_spec(spec, inputs.plan, slots(spec, ready.cluster), len(ready.arrays.y_train), done)
+    console = Console(spec.metric, spec.mode, inputs.plan, list(spec.param_names), req.status_every_s, done=done,
+                      job_s=req.job_s, stopper=spec.trial_scheduler.type, eta=eta)
     listeners = Listeners([console, tracking.trial_listener(ready.track), fail_fast] + ([deadline] if deadline else []))
     t0 = time.time()
     run = segments.run(spec, inputs, ready, listeners)

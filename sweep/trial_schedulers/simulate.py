@@ -8,6 +8,9 @@ Ray starts) on `trials` trials run `concurrent` at a time, each with a latent qu
 values (rank correlation between an early and the last epoch about 0.8, as measured on the proxy task:
 BENCHMARKS.md, "Search efficiency"), and reports the mean and the 10th-90th percentile of the epochs trained.
 Epoch costs may differ per trial (`cost`), which changes the order trials reach a rung, hence the cut.
+
+Each replay's epochs per trial are kept (`Expected.runs`): the console's time left (sweep/eta.py) draws from them how
+long a queued trial, or a running one at its epoch, will go on.
 """
 from __future__ import annotations
 
@@ -25,6 +28,27 @@ class Expected:
     low: float  # 10th percentile
     high: float  # 90th percentile
     per_trial: float  # mean epochs per trial
+    runs: tuple = ()  # runs[r][i]: epochs the i-th trial to start trained in replay r (empty: every trial, max_t)
+
+    def of(self, index: int, draw: int) -> float:
+        """Epochs of the `index`-th trial to start, in replay `draw` (modulo the replays kept)."""
+        if not self.runs:
+            return self.per_trial
+        run = self.runs[draw % len(self.runs)]
+        return run[min(index, len(run) - 1)]
+
+    def after(self, epoch: int, index: int | None = None) -> tuple:
+        """Epochs still to train, over the replayed trials that went on past `epoch`: the possible futures of a trial
+        still running after it reported that epoch (Tune's scheduler decides before it tells the console: a trial
+        stopped there is ending). With `index`, those that started `index`-th (later ones find the rungs fuller
+        and are stopped more), unless fewer than 20 of them went on; (0,) when none went on."""
+        if not self.runs:
+            return (max(0.0, self.per_trial - epoch),)
+        if index is not None:
+            mine = tuple(run[index] - epoch for run in self.runs if index < len(run) and run[index] > epoch)
+            if len(mine) >= 20:
+                return mine
+        return tuple(n - epoch for run in self.runs for n in run if n > epoch) or (0,)
 
 
 def asha_rungs(max_t: int, grace: int, eta: float, bracket: int = 0) -> list[float]:
@@ -39,9 +63,10 @@ def expected(kind: str, settings, trials: int, concurrent: int, max_t: int, cost
     if play is None:  # no early stopping: every trial trains every epoch
         return Expected(trials * max_t, trials * max_t, trials * max_t, max_t)
     rng = random.Random(seed)
-    totals = sorted(play(settings, trials, concurrent, max_t, cost or [1.0] * trials, rng) for _ in range(RUNS))
+    runs = tuple(tuple(play(settings, trials, concurrent, max_t, cost or [1.0] * trials, rng)) for _ in range(RUNS))
+    totals = sorted(sum(run) for run in runs)
     mean = sum(totals) / len(totals)
-    return Expected(mean, totals[len(totals) // 10], totals[(len(totals) * 9) // 10], mean / max(trials, 1))
+    return Expected(mean, totals[len(totals) // 10], totals[(len(totals) * 9) // 10], mean / max(trials, 1), runs)
 
 
 def _curves(trials: int, max_t: int, rng) -> list[list[float]]:
@@ -50,16 +75,16 @@ def _curves(trials: int, max_t: int, rng) -> list[list[float]]:
     return [[q + 0.5 * rng.gauss(0, 1) + math.log1p(t) for t in range(1, max_t + 1)] for q in quality]
 
 
-def _run(trials: int, concurrent: int, max_t: int, cost, decide) -> int:
+def _run(trials: int, concurrent: int, max_t: int, cost, decide) -> list[int]:
     """Trials start in order as slots free up; after each epoch `decide(i, epoch, now)` says whether trial i goes on.
-    Returns the epochs trained."""
-    heap, started, trained = [], 0, 0
+    Returns the epochs each trial trained."""
+    heap, started, trained = [], 0, [0] * trials
     while started < min(concurrent, trials):
         heapq.heappush(heap, (cost[started], started, 1))
         started += 1
     while heap:
         now, i, epoch = heapq.heappop(heap)
-        trained += 1
+        trained[i] += 1
         if epoch < max_t and decide(i, epoch, now):
             heapq.heappush(heap, (now + cost[i], i, epoch + 1))
         elif started < trials:
@@ -93,7 +118,7 @@ class AshaRule:
         return True
 
 
-def _asha(s, trials, concurrent, max_t, cost, rng) -> int:
+def _asha(s, trials, concurrent, max_t, cost, rng) -> list[int]:
     values = _curves(trials, max_t, rng)
     rule = AshaRule(s, max_t, trials, rng)
     return _run(trials, concurrent, max_t, cost, lambda i, epoch, now: rule.goes_on(i, epoch, values[i][epoch - 1]))
@@ -108,7 +133,7 @@ def _percentile(xs: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def _median(s, trials, concurrent, max_t, cost, rng) -> int:
+def _median(s, trials, concurrent, max_t, cost, rng) -> list[int]:
     values = _curves(trials, max_t, rng)
     seen: dict[int, int] = {}  # trial -> epochs reported
 
@@ -128,14 +153,14 @@ def _median(s, trials, concurrent, max_t, cost, rng) -> int:
     return _run(trials, concurrent, max_t, cost, decide)
 
 
-def _hyperband(s, trials, concurrent, max_t, cost, rng) -> int:
+def _hyperband(s, trials, concurrent, max_t, cost, rng) -> list[int]:
     """Ray's synchronous HyperBand: brackets s = 0, 1, ... of ceil(s_max/(s+1) * eta^s) trials starting at
     max_t * eta^-s epochs; each bracket halves (by eta) once every live trial reached its level. Trials fill the
     brackets in order; a bracket left short by the trial count halves what it has."""
     eta = s.reduction_factor
     s_max = int(round(math.log(max_t) / math.log(eta))) + 1
     values = _curves(trials, max_t, rng)
-    total, i, band = 0, 0, 0
+    trained, i, band = [0] * trials, 0, 0
     while i < trials:
         b = band % s_max
         band += 1
@@ -147,31 +172,32 @@ def _hyperband(s, trials, concurrent, max_t, cost, rng) -> int:
         i += len(live)
         done, keep, halves = 0, size, b
         while live:
-            total += (r - done) * len(live)
+            for j in live:
+                trained[j] += r - done
             if halves == 0 or r >= max_t:
                 break
             keep = int(math.ceil(keep / eta))
             live = sorted(live, key=lambda j: values[j][r - 1])[-keep:]
             done, r, halves = r, int(min(r * eta, max_t)), halves - 1
-    return total
+    return trained
 
 
-def _pbt(s, trials, concurrent, max_t, cost, rng) -> int:
+def _pbt(s, trials, concurrent, max_t, cost, rng) -> list[int]:
     """Asynchronous PBT: at each perturbation a trial whose last score is in the bottom quantile copies a top one's
     checkpoint, taken at that trial's own last perturbation, and trains on from there (an epoch it had trained past
     is trained again); a trial at a perturbation while others wait is paused and goes to the back of the queue, so
-    the population moves on together. The epochs it trains are the sweep's, the copies' included."""
+    the population moves on together. The epochs each trial trains, the copies' included."""
     quality = [rng.gauss(0, 1) for _ in range(trials)]
     at = [0] * trials  # the epoch each trial's weights are at
     score: dict[int, tuple[float, int]] = {}  # trial -> (score at its last perturbation, that epoch)
     waiting = list(range(trials))
     heap = [(cost[i], i) for i in waiting[:concurrent]]
     waiting = waiting[concurrent:]
-    trained = 0
+    trained = [0] * trials
     while heap:
         now, i = heapq.heappop(heap)
         at[i] += 1
-        trained += 1
+        trained[i] += 1
         e = at[i]
         perturb = e >= getattr(s, "burn_in", 0) and e % s.interval == 0 and e < max_t
         if perturb:
