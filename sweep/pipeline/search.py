@@ -35,7 +35,9 @@ def search(req: SweepRequest, inputs: Inputs, ready: Ready, t_start: float) -> S
     console = Console(spec.metric, spec.mode, inputs.plan, list(spec.param_names), req.status_every_s,
                       done=ended_before(folder) if inputs.restore else 0, job_s=req.job_s,
                       stopper=spec.trial_scheduler.type)
-    listeners = Listeners([console, tracking.trial_listener(ready.track), fail_fast] + ([deadline] if deadline else []))
+    live = lazy.report().journal.LiveJournal(folder, spec)  # first: a trial the console says ended is in the journal
+    listeners = Listeners([live, console, tracking.trial_listener(ready.track), fail_fast]
+                          + ([deadline] if deadline else []))
     t0 = time.time()
     run = adapter.run_sweep(spec, storage_path=inputs.storage, data=ready.arrays, extra_val=ready.extra_val,
                             resume=inputs.restore, listener=listeners, warm=inputs.warm)
