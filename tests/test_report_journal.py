@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
-import optuna
 import pytest
+from helpers.journal import attr, dashboard, get, load
 from report_util import ALL, make, read_csv
 
 from sweep.report import record_trials
@@ -28,17 +22,8 @@ def journal(request, tmp_path_factory):
             "spec": json.load(open(os.path.join(folder, "sweep.json")))["spec"]}
 
 
-def _load(path: str) -> optuna.Study:
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
-    storage = JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
-    (summary,) = optuna.get_all_study_summaries(storage)
-    return optuna.load_study(study_name=summary.study_name, storage=storage)
-
-
 def test_every_trial_is_in_the_journal_as_it_happened(journal):
-    study = _load(journal["path"])
+    study = load(journal["path"])
     metric = journal["spec"]["metric"]
     assert study.study_name == journal["spec"]["name"]
     objectives = _objectives(journal["spec"])
@@ -71,44 +56,19 @@ def _objectives(spec: dict) -> list[tuple[str, str]]:
 def test_recording_again_rebuilds_rather_than_appends(journal):
     before = open(journal["path"], "rb").read()
     record_trials(journal["folder"])
-    assert len(_load(journal["path"]).trials) == len(journal["trials"])
+    assert len(load(journal["path"]).trials) == len(journal["trials"])
     assert len(open(journal["path"], "rb").read()) == len(before)
     assert not [f for f in os.listdir(journal["folder"]) if f.startswith(".optuna.journal")]  # no temp files left
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str):
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())
 
 
 def test_optuna_dashboard_serves_the_sweep(journal, tmp_path):
     pytest.importorskip("optuna_dashboard",
                         reason="optuna-dashboard is the optional extra: pip install -e '.[dashboard]'")
-    port = _free_port()
-    log = open(tmp_path / "dashboard.log", "w")
-    # The command pip installs beside this Python: what a user runs.
-    command = os.path.join(os.path.dirname(sys.executable), "optuna-dashboard")
-    proc = subprocess.Popen([command, journal["path"], "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp_path))
-    try:
-        base, studies, deadline = f"http://127.0.0.1:{port}", None, time.time() + 120
-        while studies is None:
-            assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()[-2000:]
-            try:
-                studies = _get(f"{base}/api/studies")["study_summaries"]
-            except OSError:
-                assert time.time() < deadline, "the dashboard did not answer within 120 s"
-                time.sleep(0.5)
-        (summary,) = studies
+    with dashboard(journal["path"], tmp_path / "dashboard.log") as base:
+        (summary,) = get(f"{base}/api/studies")["study_summaries"]
         assert summary["study_name"] == journal["spec"]["name"]
-        detail = _get(f"{base}/api/studies/{summary['study_id']}")
-        served = {_attr(t, "trial_id"): t for t in detail["trials"]}
+        detail = get(f"{base}/api/studies/{summary['study_id']}")
+        served = {attr(t, "trial_id"): t for t in detail["trials"]}
         assert sorted(served) == sorted(r["trial_id"] for r in journal["trials"])
         for row in journal["trials"]:
             t = served[row["trial_id"]]
@@ -117,16 +77,3 @@ def test_optuna_dashboard_serves_the_sweep(journal, tmp_path):
             assert [v["step"] for v in t["intermediate_values"]] == list(range(1, int(row["epochs"]) + 1))
         assert detail["directions"] == [{"max": "maximize", "min": "minimize"}[m] for _, m in
                                         _objectives(journal["spec"])]
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)  # the server this test started, by its pid
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
-        log.close()
-
-
-def _attr(trial: dict, key: str):
-    return next(a["value"] for a in trial["user_attrs"] if a["key"] == key)

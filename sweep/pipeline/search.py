@@ -37,7 +37,9 @@ def search(req: SweepRequest, inputs: Inputs, ready: Ready, t_start: float) -> S
     eta = Eta.for_spec(spec, inputs.plan, slots(spec, ready.cluster), len(ready.arrays.y_train), done)
     console = Console(spec.metric, spec.mode, inputs.plan, list(spec.param_names), req.status_every_s, done=done,
                       job_s=req.job_s, stopper=spec.trial_scheduler.type, eta=eta)
-    listeners = Listeners([console, tracking.trial_listener(ready.track), fail_fast] + ([deadline] if deadline else []))
+    live = lazy.report().journal.LiveJournal(folder, spec)  # first: a trial the console says ended is in the journal
+    listeners = Listeners([live, console, tracking.trial_listener(ready.track), fail_fast]
+                          + ([deadline] if deadline else []))
     t0 = time.time()
     run = segments.run(spec, inputs, ready, listeners)
     listeners.close(interrupted=run.stop_reason is not None)

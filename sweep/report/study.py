@@ -107,21 +107,32 @@ def faithful_study(sweep: Sweep, storage=None) -> optuna.Study:
     """Every trial as it happened: completed (valued by the ranking rule, one value per objective), pruned by
     ASHA, or failed, with its per-epoch values of the first objective (ASHA's) as intermediate values."""
     metrics = objective_metrics(sweep)
-    study = _new_study(sweep, storage, [DIRECTIONS[_mode(sweep, m)] for m in metrics])
+    study = _new_study(sweep, storage, directions(sweep))
     dists = distributions(sweep)
     for row in sweep.trials:
-        params = trial_params(sweep, row)
-        state = STATES.get(row["status"], TrialState.FAIL)
-        values = [value_at(sweep, row, m) for m in metrics] if state == TrialState.COMPLETE else None
-        if values is not None and None in values:  # finished without a finite metric
-            state, values = TrialState.FAIL, None
-        attrs = {"trial_id": row["trial_id"], "status": row["status"], "epochs": row.get("epochs", "")}
-        attrs.update({k: row[k] for k in ("time_s", "error") if row.get(k)})
-        study.add_trial(optuna.trial.create_trial(
-            state=state, values=values, params=params, distributions={k: dists[k] for k in params},
-            intermediate_values={e: v for e, v in sweep.curves(sweep.metric).get(row["trial_id"], [])},
-            user_attrs=attrs))
+        study.add_trial(faithful_trial(sweep, row, dists, metrics))
     return study
+
+
+def directions(sweep: Sweep) -> list[str]:
+    """Optuna's direction of each objective the sweep optimised."""
+    return [DIRECTIONS[_mode(sweep, m)] for m in objective_metrics(sweep)]
+
+
+def faithful_trial(sweep: Sweep, row: dict, dists: dict, metrics: list[str]) -> optuna.trial.FrozenTrial:
+    """One trials.csv row (cells as the CSV holds them) as Optuna holds it; `dists`: distributions(sweep),
+    `metrics`: objective_metrics(sweep). The rebuilt journal and the live one (journal.LiveJournal) both use it."""
+    params = {k: v for k, d in dists.items() if (v := _value(row.get(k, ""), d)) is not None}
+    state = STATES.get(row["status"], TrialState.FAIL)
+    values = [value_at(sweep, row, m) for m in metrics] if state == TrialState.COMPLETE else None
+    if values is not None and None in values:  # finished without a finite metric
+        state, values = TrialState.FAIL, None
+    attrs = {"trial_id": row["trial_id"], "status": row["status"], "epochs": row.get("epochs", "")}
+    attrs.update({k: row[k] for k in ("time_s", "error") if row.get(k)})
+    return optuna.trial.create_trial(
+        state=state, values=values, params=params, distributions={k: dists[k] for k in params},
+        intermediate_values={e: v for e, v in sweep.curves(sweep.metric).get(row["trial_id"], [])},
+        user_attrs=attrs)
 
 
 def valued_study(sweep: Sweep, metrics: list[str] | None = None, epoch: int | None = None,
