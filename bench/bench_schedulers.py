@@ -75,7 +75,16 @@ def run_one(name: str, overrides: dict, args) -> dict:
     done = finished_run(folder)
     if done:
         return done
-    spec = load_space(args.space, {**overrides, **FINAL, "name": name, "data.path": os.path.abspath(args.data)})
+    # A trial_scheduler section goes into the YAML itself, not an override: an override beats the smoke section too,
+    # and a PBT interval of 3 does not fit the smoke variant's 2 epochs (the file's smoke defaults shrink it).
+    import yaml
+
+    raw = yaml.safe_load(open(args.space))
+    if "trial_scheduler" in overrides:
+        raw["trial_scheduler"] = overrides["trial_scheduler"]
+    base = write_yaml(raw, os.path.join(args.out, "spaces", f"{name}.base.yaml"))
+    rest = {k: v for k, v in overrides.items() if k != "trial_scheduler"}
+    spec = load_space(base, {**rest, **FINAL, "name": name, "data.path": os.path.abspath(args.data)})
     space = write_space(spec, os.path.join(args.out, "spaces", f"{name}.yaml"))
     argv = ["--space", space, "--wandb", "off", "--results-dir", os.path.join(args.out, "sweeps"), "--cpus",
             str(args.cpus)]
@@ -93,6 +102,15 @@ def run_one(name: str, overrides: dict, args) -> dict:
         raise KeyboardInterrupt
     say(f"sweep {name}: exit {rc} after {done['wall_s']:.0f}s")
     return done
+
+
+def write_yaml(raw: dict, path: str) -> str:
+    import yaml
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with atomic.open_writer(path) as f:
+        yaml.safe_dump(raw, f, sort_keys=False)
+    return path
 
 
 def measure(folder: str, augmix: bool) -> dict:
