@@ -77,7 +77,7 @@ def durable(request, tmp_path_factory, synth_npz):
     runs = [run_until(cmd, 1, signal.SIGINT)]
     runs.append(run_until(cmd + ["--resume"], 1, signal.SIGKILL))
     saved = [_saved(folder)]
-    for limit in ["15s"] + ["40s"] * 8:  # the first too short for what is left: it must stop, resumably
+    for limit in ["10s"] + ["40s"] * 8:  # the first too short for what is left: it must stop, resumably
         runs.append(run_until(cmd + ["--resume", "--time-limit", limit]))
         saved.append(_saved(folder))
         if runs[-1][0] != EXIT_RESUME:
