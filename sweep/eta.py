@@ -270,8 +270,10 @@ def draw(param, rng: random.Random):
 
 
 def slots(spec, cluster: Mapping) -> int:
-    """Trials that can run at once: trials.max_concurrent, or fewer when the CPUs or GPUs hold fewer."""
-    r, n = spec.resources, spec.trials.max_concurrent
+    """Trials that can run at once: trials.max_concurrent (PBT: the population), or fewer when the CPUs or GPUs hold
+    fewer."""
+    r = spec.resources
+    n = spec.trials.num_samples if spec.trial_scheduler.kind.exploits else spec.trials.max_concurrent
     if r.cpu:
         n = min(n, int(cluster["cpu"] // r.cpu))
     if r.gpu:

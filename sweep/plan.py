@@ -118,7 +118,9 @@ def searcher_line(spec) -> str:
     s = spec.sampler
     if not spec.trial_scheduler.kind.searcher:
         return (f"{spec.trial_scheduler.type} chooses the configs: an initial population drawn at random from the "
-                f"space (seed {s.seed}), then its exploit and explore steps; sampler: is not used")
+                f"space (seed {s.seed}), then its exploit and explore steps; sampler: is not used. The population "
+                f"of {spec.trials.num_samples} is alive together, paused and resumed in turn (least trained first): "
+                f"the resources a trial asks decide how many train at once, not trials.max_concurrent")
     told = "; with several trials at a time it is told about the running ones (constant liar)" \
         if s.type == "tpe" and spec.trials.max_concurrent > 1 else ""
     return f"Optuna's {s.type} sampler chooses each trial's config (seed {s.seed}){told}"

@@ -51,11 +51,14 @@ def _fake_run(unfinished=()):
 
 def _fake_ray(mp, sweeps: dict) -> None:
     from sweep import ray_adapter
+    from sweep.outcome import SweepRun
 
     for var in ("WANDB_SILENT", "WANDB_DIR", "WANDB_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
         mp.setenv(var, os.environ.get(var, ""))  # restored afterwards, whatever the pipeline sets
     mp.setattr(ray_adapter, "start", lambda *a, **k: {"cpu": 2.0, "gpu": 0.0, "nodes": 1})
     mp.setattr(ray_adapter, "experiment_exists", lambda path: True)
+    # Tune's saved state, read back before resuming: none of its trials ended yet, so the sweep runs (resumed)
+    mp.setattr(ray_adapter, "load_run", lambda spec, storage: SweepRun([], "/nowhere", None))
     # A SweepRun, or a function of the run's listener that plays trial events to it and returns one.
     mp.setattr(ray_adapter, "run_sweep",
                lambda *a, **k: sweeps["run"](k["listener"]) if callable(sweeps["run"]) else sweeps["run"])

@@ -148,3 +148,18 @@ def test_pbt_records_its_exploits_and_the_winners_schedule(durable):
     assert f"replaying trial {best['trial_id']}'s schedule" in replayed
     final = json.loads((durable["folder"] / "final" / "metrics.json").read_text())
     assert final["from"] == "schedule"
+
+
+def test_a_population_trains_together(durable):
+    """PBT's population is alive at once, paused and resumed in turn: every member has trained an epoch before any
+    ends (with a cap of 2 live trials the first two would end before the others start, with nothing to copy)."""
+    if not SCHEDULERS[durable["kind"]].exploits:
+        return
+    history = [h for h in read_csv(durable["folder"] / "history.csv") if h["ended_at"]]  # not filled in from a state
+    first = {}
+    for h in history:
+        first.setdefault(h["trial_id"], float(h["ended_at"]))
+        first[h["trial_id"]] = min(first[h["trial_id"]], float(h["ended_at"]))
+    last_epoch = max(int(h["epoch"]) for h in history)
+    ends = [float(h["ended_at"]) for h in history if int(h["epoch"]) == last_epoch]
+    assert len(first) == N_TRIALS and max(first.values()) < min(ends), (first, ends)

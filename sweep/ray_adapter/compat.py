@@ -78,6 +78,21 @@ def storage_here() -> tuple:
     return storage.storage_filesystem, storage.trial_fs_path
 
 
+def skip_taken_checkpoint_names(taken) -> None:
+    """Tune names a trial's checkpoints by its own count of them, which reaches its saved state only every few seconds
+    and is handed to a restored worker from there: after a kill or a PBT pause the next one would be copied, file by
+    file, onto a folder saved earlier (the state a replay continues from, or the one PBT is cloning into another
+    trial; measured), and a kill mid-copy would leave neither. The worker's count moves past every name
+    `taken(fs, path)` (Tune counts one up, then copies)."""
+    from ray import tune
+
+    storage = tune.get_context().get_storage()
+    storage.current_checkpoint_index += 1
+    while taken(storage.storage_filesystem, storage.checkpoint_fs_path):
+        storage.current_checkpoint_index += 1
+    storage.current_checkpoint_index -= 1
+
+
 def save_experiment_now(tune_controller) -> None:
     """Tune's experiment state saved and synced to the results folder, waiting for it (Tune saves it every few
     checkpoints or seconds on its own)."""

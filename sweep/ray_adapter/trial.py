@@ -73,6 +73,7 @@ def run(config: dict, data=None, extra_val=None, checkpoint_every: int = 1, reco
                 with open(os.path.join(d, dur.LINEAGE_FILE), "w") as f:
                     json.dump(tag, f)
                 t1 = time.time()
+                compat.skip_taken_checkpoint_names(dur.exists)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
             parent[0] = tag["id"]
             if protect_every:
