@@ -71,7 +71,7 @@ def tune_storage(monkeypatch):
 
 @pytest.mark.parametrize("skipped", [True, False])
 def test_a_kill_while_tune_copies_the_next_one(before_the_kill, tune_storage, skipped):
-    """The replayed epoch 2 is reported with a checkpoint; Tune's restored count names checkpoint_000001, which exists."""
+    """The replayed epoch 2 is reported with a checkpoint: Tune's restored count names checkpoint_000001: it exists."""
     folder, given, second = before_the_kill
     storage = tune_storage(folder, 0)
     if skipped:

@@ -119,10 +119,10 @@ def test_no_epoch_saved_before_a_stop_is_trained_again(durable):
 
 
 def test_the_report_says_what_the_scheduler_did(durable):
-    from sweep.report.scheduler import NAMES
+    from sweep.report.scheduler import name_of
 
     report = (durable["folder"] / "report.md").read_text()
-    assert f"## What {NAMES[durable['kind']]} did" in report
+    assert f"## What {name_of(durable['kind'])} did" in report
     kind = SCHEDULERS[durable["kind"]]
     assert kind.describe(kind.settings(), 3).split(":")[0].lower() in report.lower()
     out = durable["runs"][0][1]

@@ -8,8 +8,10 @@ from ..trial_schedulers import SCHEDULERS, asha_rungs
 from .folder import Sweep, num
 from .sections import table
 
-NAMES = {"asha": "ASHA", "hyperband": "HyperBand", "median": "median stopping", "pbt": "PBT", "pb2": "PB2",
-         "fifo": "the FIFO scheduler"}
+
+def name_of(kind: str) -> str:
+    row = SCHEDULERS.get(kind)
+    return (row.name if row else "") or kind
 
 
 @dataclass
@@ -49,7 +51,7 @@ def summarise(sweep: Sweep) -> Summary:
 
 def section(sweep: Sweep) -> list[str]:
     s = summarise(sweep)
-    name = NAMES.get(s.type, s.type)
+    name = name_of(s.type)
     lines = [f"## What {name} did", "", f"{s.describe[0].upper()}{s.describe[1:]}; at most {sweep.max_epochs} "
              f"epochs per trial."]
     if s.type == "asha":

@@ -33,6 +33,7 @@ class Kind(NamedTuple):
     pauses: bool = False  # pauses trials and restores them from their last saved epoch
     defaults: Callable[[Context], dict] = lambda ctx: {}  # settings whose default depends on the space
     check: Callable[[Any, str], None] = lambda settings, path: None  # settings checked against each other
+    name: str = ""  # what the report calls it ("What ASHA did"); empty: the row's key
 
 
 def _asha(s, ctx):
@@ -69,27 +70,31 @@ def _pb2(s, ctx):
 
 SCHEDULERS: dict[str, Kind] = {
     "asha": Kind(st.Asha, {"grace_period": st.within_epochs, "reduction_factor": st.factor,
-                           "brackets": st.whole(1)}, "AsyncHyperBandScheduler", _asha, _describe_asha),
+                           "brackets": st.whole(1)}, "AsyncHyperBandScheduler", _asha, _describe_asha,
+                 name="ASHA"),
     "hyperband": Kind(st.HyperBand, {"reduction_factor": st.factor}, "HyperBandScheduler",
                       lambda s, ctx: dict(max_t=ctx.epochs, reduction_factor=s.reduction_factor),
                       lambda s, e: f"HyperBand: synchronous brackets of successive halving by {s.reduction_factor:g}, "
-                                   f"trials paused at each level until their bracket gets there", pauses=True),
+                                   f"trials paused at each level until their bracket gets there", pauses=True,
+                      name="HyperBand"),
     "median": Kind(st.Median, {"grace_period": st.within_epochs, "min_samples": st.whole(1)}, "MedianStoppingRule",
                    lambda s, ctx: dict(grace_period=s.grace_period, min_samples_required=s.min_samples),
                    lambda s, e: f"median stopping: from epoch {s.grace_period} a trial whose best is below the median "
-                                f"of the others' running means ({s.min_samples}+ of them) stops", pauses=True),
+                                f"of the others' running means ({s.min_samples}+ of them) stops", pauses=True,
+                   name="median stopping"),
     "pbt": Kind(st.Pbt, {"interval": st.interval, "quantile": st.fraction(True, 0.5),
                          "resample_probability": st.fraction(False, 1.0), "factors": st.factors,
                          "mutate": st.mutate_map, "burn_in": st.burn_in},
                 "PopulationBasedTraining", _pbt, _describe_pbt, searcher=False, stops_early=False, exploits=True,
                 pauses=True, defaults=lambda ctx: {"mutate": st.FrozenDict.of(st.mutable_params(ctx), "perturb")},
-                check=st.check_pbt),
+                check=st.check_pbt, name="PBT"),
     "pb2": Kind(st.Pb2, {"interval": st.interval, "quantile": st.fraction(True, 0.5), "mutate": st.mutate_list},
                 "pb2.PB2", _pb2, lambda s, e: f"PB2: PBT whose mutations a GP bandit picks, every {s.interval} epochs",
                 searcher=False, stops_early=False, exploits=True, pauses=True,
-                defaults=lambda ctx: {"mutate": st.mutable_params(ctx, numeric=True)}),
+                defaults=lambda ctx: {"mutate": st.mutable_params(ctx, numeric=True)}, name="PB2"),
     "fifo": Kind(st.Fifo, {}, "FIFOScheduler", lambda s, ctx: {},
-                 lambda s, e: "no early stopping: every trial trains every epoch", stops_early=False),
+                 lambda s, e: "no early stopping: every trial trains every epoch", stops_early=False,
+                 name="the FIFO scheduler"),
 }
 NEEDS = {"pb2": ("GPy",)}  # packages a row's Ray class imports only when built: checked at load
 
