@@ -52,6 +52,7 @@ def run(name: str, space: str, results: str, args, retrain: bool, resume: bool) 
     request = SweepRequest(space=space, wandb="off", results_dir=results, cpus=args.cpus, retrain=retrain,
                            resume=resume, command="python orchestrator.py " + " ".join(argv))
     say(f"{results}/{name}: {'resume ' if resume else ''}{'' if retrain else 'sweep only'}")
+    os.makedirs(results, exist_ok=True)
     rc = _orchestrate(request, os.path.join(results, f"{name}.log"))
     done = {"rc": rc, "folder": folder, "command": request.command}
     atomic.write_json(marker, done)
