@@ -123,7 +123,9 @@ def measure(folder: str, augmix: bool) -> dict:
            "corrupted_test_acc": json.load(open(rob))["ood_acc"] if os.path.exists(rob) else None}
     if augmix:
         am = [r for r in rows if r.get("augmix") == "True"]
+        plain = [r for r in rows if r.get("augmix") != "True"]
         out.update(augmix_trials=len(am), augmix_completed=sum(r["status"] == "completed" for r in am),
+                   plain_trials=len(plain), plain_completed=sum(r["status"] == "completed" for r in plain),
                    winner_augmix=json.load(open(os.path.join(folder, "best.json")))["config"].get("augmix"))
     return out
 
@@ -154,6 +156,7 @@ def report(args, names: dict) -> dict:
         s["corrupted_test_acc_mean"] = round(float(np.mean(valid)), 4) if valid else None
         if args.augmix:
             s.update(augmix_completed=[f"{r['augmix_completed']}/{r['augmix_trials']}" for r in per],
+                     plain_completed=[f"{r['plain_completed']}/{r['plain_trials']}" for r in per],
                      winner_augmix=[r["winner_augmix"] for r in per])
         out["schedulers"][strat] = s
     atomic.write_json(args.summary, out)
@@ -161,7 +164,8 @@ def report(args, names: dict) -> dict:
         say(f"{strat}: best val {s['best_val_acc']} (mean {s['best_val_acc_mean']}), corrupted test "
             f"{s['corrupted_test_acc']}, epochs to the for-loop's best {s['epochs_to_for_loop_best']} "
             f"{s['per_seed_to_for_loop_best']}, trained {s['epochs_trained']}"
-            + (f", AugMix completed {s['augmix_completed']}, winner AugMix {s['winner_augmix']}"
+            + (f", AugMix completed {s['augmix_completed']} (others {s['plain_completed']}), winner AugMix "
+               f"{s['winner_augmix']}"
                if args.augmix else ""))
     return out
 

@@ -22,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from sweep.plan import make_plan  # noqa: E402
 from sweep.space import load_space  # noqa: E402
 from trainables.config import TrainConfig  # noqa: E402
 from trainables.models import model_from_config  # noqa: E402
@@ -60,15 +61,6 @@ def arms(spec) -> list[tuple[float, dict]]:
     return out
 
 
-def asha_epochs(grace: int, factor: int, max_t: int) -> float:
-    """Expected epochs per trial when 1/factor of the trials continue past each rung."""
-    rungs = [grace]
-    while rungs[-1] * factor < max_t:
-        rungs.append(rungs[-1] * factor)
-    rungs.append(max_t)
-    return rungs[0] + sum((b - a) / factor ** (i + 1) for i, (a, b) in enumerate(zip(rungs, rungs[1:])))
-
-
 def budget(path: str, args) -> str:
     spec = load_space(path)
     fixed = {k: v for k, v in spec.fixed.items() if k not in ("data", "download")}
@@ -77,7 +69,8 @@ def budget(path: str, args) -> str:
     n_val = int((base.subset or TRAIN_N) * base.val_fraction)
     ood = spec.ood_val
     n_ood_val = (ood.images or n_val) * len(ood.corruptions) * len(ood.severities) if ood.corruptions else 0
-    epochs_asha = asha_epochs(spec.asha.grace_period, spec.asha.reduction_factor, spec.epochs)
+    plan = make_plan(spec)  # the trial scheduler's expected epochs per trial (sweep/plan.py's simulation)
+    per_trial = plan.expected.per_trial
     rows, search_s, search_max_s, retrain_s, final_s = [], 0.0, 0.0, 0.0, 0.0
     for prob, values in arms(spec):
         cfg = base.replace(**values)
@@ -86,7 +79,7 @@ def budget(path: str, args) -> str:
         train = 3 * fwd * views  # forward + backward (2x forward), every view
         flops_s = args.peak_tflops * 1e12 * (args.util_depthwise if depthwise else args.util_dense)
         epoch_s = (n_train * train + (n_val + n_ood_val) * fwd) * 1e9 / flops_s
-        search_s += prob * spec.trials.num_samples * epochs_asha * epoch_s
+        search_s += prob * spec.trials.num_samples * per_trial * epoch_s
         search_max_s += prob * spec.trials.num_samples * spec.epochs * epoch_s
         # The winner is retrained: price the most expensive configuration that can win.
         retrain_s = max(retrain_s, len(spec.retrain.seeds) * spec.retrain.epochs * TRAIN_N * train * 1e9 / flops_s)
@@ -99,9 +92,8 @@ def budget(path: str, args) -> str:
     hours = lambda s: f"{s / 3600:.1f}"  # noqa: E731
     return "\n".join([
         f"### {spec.name} ({os.path.basename(path)})", "",
-        f"{spec.trials.num_samples} trials x up to {spec.epochs} epochs on {n_train:,} images (ASHA grace "
-        f"{spec.asha.grace_period}, factor {spec.asha.reduction_factor}: ~{epochs_asha:.1f} epochs per trial "
-        f"expected); "
+        f"{spec.trials.num_samples} trials x up to {spec.epochs} epochs on {n_train:,} images ({plan.scheduler}: "
+        f"~{per_trial:.1f} epochs per trial expected); "
         f"each epoch scores {n_val:,} validation + {n_ood_val:,} corrupted validation images; retrain "
         f"{len(spec.retrain.seeds)} seed(s) x {spec.retrain.epochs} epochs on {TRAIN_N:,}; final prediction on the "
         f"10,000 test + {OOD_SUITE:,} OOD images x {args.tta_views} TTA view(s).", "",

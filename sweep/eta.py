@@ -270,10 +270,10 @@ def draw(param, rng: random.Random):
 
 
 def slots(spec, cluster: Mapping) -> int:
-    """Trials that can run at once: trials.max_concurrent (PBT: the population), or fewer when the CPUs or GPUs hold
-    fewer."""
+    """Trials that can run at once: trials.max_concurrent (uncapped rows, HyperBand and PBT: every trial), or fewer
+    when the CPUs or GPUs hold fewer."""
     r = spec.resources
-    n = spec.trials.num_samples if spec.trial_scheduler.kind.exploits else spec.trials.max_concurrent
+    n = spec.trials.num_samples if spec.trial_scheduler.kind.uncapped else spec.trials.max_concurrent
     if r.cpu:
         n = min(n, int(cluster["cpu"] // r.cpu))
     if r.gpu:

@@ -114,15 +114,20 @@ def final_line(spec) -> str:
 
 def searcher_line(spec) -> str:
     """Who chooses each trial's config: the YAML's sampler through OptunaSearch, or (PBT) a random initial population
-    that the scheduler's exploit and explore take from there."""
-    s = spec.sampler
-    if not spec.trial_scheduler.kind.searcher:
+    that the scheduler's exploit and explore take from there; and, for a row that pauses trials to bring them to a
+    level together, that trials.max_concurrent does not apply (Kind.uncapped)."""
+    s, kind = spec.sampler, spec.trial_scheduler.kind
+    uncapped = ": the resources a trial asks decide how many train at once, not trials.max_concurrent"
+    if not kind.searcher:
         return (f"{spec.trial_scheduler.type} chooses the configs: an initial population drawn at random from the "
                 f"space (seed {s.seed}), then its exploit and explore steps; sampler: is not used. The population "
-                f"of {spec.trials.num_samples} is alive together, paused and resumed in turn (least trained first): "
-                f"the resources a trial asks decide how many train at once, not trials.max_concurrent")
+                f"of {spec.trials.num_samples} is alive together, paused and resumed in turn (least trained first)"
+                + uncapped)
     told = "; with several trials at a time it is told about the running ones (constant liar)" \
         if s.type == "tpe" and spec.trials.max_concurrent > 1 else ""
+    if kind.uncapped:
+        told += (f". {kind.name or spec.trial_scheduler.type} pauses trials at each level until the others get there, "
+                 f"so every trial starts as soon as there is room" + uncapped)
     return f"Optuna's {s.type} sampler chooses each trial's config (seed {s.seed}){told}"
 
 

@@ -104,3 +104,25 @@ def test_nothing_taken_keeps_tunes_count(tmp_path, tune_storage):
     storage = tune_storage(tmp_path, 3)
     compat.skip_taken_checkpoint_names(dur.exists)
     assert storage.current_checkpoint_index == 3 and list(tmp_path.iterdir()) == []
+
+
+def _trial(root, trial_id: str, *names: str) -> None:
+    for name in names:
+        _save(root / f"trial_{trial_id}", name, 1, dur.new_lineage(None, trial_id, 1))
+
+
+def test_dropping_weights_empties_each_trials_own_folder_only(tmp_path):
+    """PBT: trial b copied the winner a's checkpoint at its last epoch (its last checkpoint is in a's folder); the
+    winner w's last is its donor d's."""
+    for t in "abdw":
+        (tmp_path / f"trial_{t}").mkdir()
+    _trial(tmp_path, "a", "checkpoint_000001", "checkpoint_000002")
+    _trial(tmp_path, "b", "checkpoint_000001")
+    _trial(tmp_path, "d", "checkpoint_000001", "checkpoint_000002")
+    _trial(tmp_path, "w", "checkpoint_000001")
+    last = {"a": "trial_a/checkpoint_000002", "b": "trial_a/checkpoint_000002", "d": "trial_d/checkpoint_000002",
+            "w": "trial_d/checkpoint_000001"}
+    dur.drop_weights([(t, str(tmp_path / p)) for t, p in last.items()], keep={"a", "w"})
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("trial_*/checkpoint_*"))
+    assert left == ["trial_a/checkpoint_000001", "trial_a/checkpoint_000002", "trial_d/checkpoint_000001",
+                    "trial_w/checkpoint_000001"]

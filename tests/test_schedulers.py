@@ -150,6 +150,15 @@ def test_pbt_records_its_exploits_and_the_winners_schedule(durable):
     assert final["from"] == "schedule"
 
 
+def test_a_scheduler_that_stops_early_stopped_some_trial(durable):
+    """With 4 trials to 3 epochs each of these settings stops at least one (HyperBand under a cap of 2 live trials
+    stopped none: Tune counts a paused trial as live, and its bracket never filled)."""
+    if not SCHEDULERS[durable["kind"]].stops_early:
+        return
+    rows = read_csv(durable["folder"] / "trials.csv")
+    assert any(r["status"] == "stopped_early" for r in rows), [(r["trial_id"], r["status"]) for r in rows]
+
+
 def test_a_population_trains_together(durable):
     """PBT's population is alive at once, paused and resumed in turn: every member has trained an epoch before any
     ends (with a cap of 2 live trials the first two would end before the others start, with nothing to copy)."""

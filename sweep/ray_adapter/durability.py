@@ -199,13 +199,19 @@ def stand_in_for_deleted_checkpoints(exp_path: str) -> None:
 
 def drop_weights(checkpoints, keep: set[str]) -> None:
     """After the sweep: every trial's saved training state but `keep`'s goes (its metrics stay in the results files);
-    `checkpoints`: (trial id, last checkpoint path or None)."""
+    `checkpoints`: (trial id, last checkpoint path or None). Under PBT a trial's last checkpoint can be the one it was
+    given by an exploit at its last epoch, in the donor's folder: each trial's own folder is emptied, never the one its
+    path is in (measured: the winner's weights went with a trial that had copied them), and a path a kept trial
+    names stays wherever it is."""
+    checkpoints = [(t, p.rstrip("/")) for t, p in checkpoints if p]
+    named = {p for t, p in checkpoints if t in keep}
     for trial_id, path in checkpoints:
-        if trial_id in keep or not path:
+        if trial_id in keep:
             continue
-        fs, trial_dir = fs_of(os.path.dirname(path.rstrip("/")))
-        for info in fs.get_file_info(FileSelector(trial_dir, allow_not_found=True)):
-            if info.type == FileType.Directory and info.base_name.startswith("checkpoint_"):
+        fs, own = fs_of(os.path.join(os.path.dirname(os.path.dirname(path)), f"trial_{trial_id}"))
+        for info in fs.get_file_info(FileSelector(own, allow_not_found=True)):
+            if info.type == FileType.Directory and info.base_name.startswith("checkpoint_") \
+                    and not any(p.endswith(info.path.rstrip("/")) for p in named):
                 fs.delete_dir(info.path)
 
 

@@ -42,9 +42,7 @@ def run_sweep(spec, *, storage_path: str, data=None, extra_val=None, resume: boo
             tune_config=tune.TuneConfig(
                 search_alg=search, num_samples=spec.trials.num_samples,
                 scheduler=schedulers.build(spec.trial_scheduler, _context(spec), spec.metric, spec.mode),
-                # PBT's population is alive together, paused and resumed in turn at its perturbations: a limit on live
-                # trials would let the first ones finish before the last start, with nothing to exploit (measured)
-                max_concurrent_trials=None if kind.exploits else spec.trials.max_concurrent,
+                max_concurrent_trials=None if kind.uncapped else spec.trials.max_concurrent,  # (Kind.uncapped: why)
                 trial_name_creator=_short_name, trial_dirname_creator=_short_name,
                 reuse_actors=True,  # a fresh worker per trial re-imports torch: seconds each on a laptop
             ),

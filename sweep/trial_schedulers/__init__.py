@@ -31,6 +31,10 @@ class Kind(NamedTuple):
     stops_early: bool = True  # may end a trial before its last epoch
     exploits: bool = False  # copies one trial's weights into another: every checkpoint a donor may still be asked for
     pauses: bool = False  # pauses trials and restores them from their last saved epoch
+    # Brings many trials to a level together, pausing those there first: no cap on live trials, since Tune counts a
+    # paused trial as live and the rest would never start (measured: HyperBand then stopped nothing and PBT equalled
+    # the for-loop); the resources a trial asks decide how many train at once.
+    uncapped: bool = False
     defaults: Callable[[Context], dict] = lambda ctx: {}  # settings whose default depends on the space
     check: Callable[[Any, str], None] = lambda settings, path: None  # settings checked against each other
     name: str = ""  # what the report calls it ("What ASHA did"); empty: the row's key
@@ -76,7 +80,7 @@ SCHEDULERS: dict[str, Kind] = {
                       lambda s, ctx: dict(max_t=ctx.epochs, reduction_factor=s.reduction_factor),
                       lambda s, e: f"HyperBand: synchronous brackets of successive halving by {s.reduction_factor:g}, "
                                    f"trials paused at each level until their bracket gets there", pauses=True,
-                      name="HyperBand"),
+                      uncapped=True, name="HyperBand"),
     "median": Kind(st.Median, {"grace_period": st.within_epochs, "min_samples": st.whole(1)}, "MedianStoppingRule",
                    lambda s, ctx: dict(grace_period=s.grace_period, min_samples_required=s.min_samples),
                    lambda s, e: f"median stopping: from epoch {s.grace_period} a trial whose best is below the median "
@@ -86,11 +90,12 @@ SCHEDULERS: dict[str, Kind] = {
                          "resample_probability": st.fraction(False, 1.0), "factors": st.factors,
                          "mutate": st.mutate_map, "burn_in": st.burn_in},
                 "PopulationBasedTraining", _pbt, _describe_pbt, searcher=False, stops_early=False, exploits=True,
-                pauses=True, defaults=lambda ctx: {"mutate": st.FrozenDict.of(st.mutable_params(ctx), "perturb")},
+                pauses=True, uncapped=True,
+                defaults=lambda ctx: {"mutate": st.FrozenDict.of(st.mutable_params(ctx), "perturb")},
                 check=st.check_pbt, name="PBT"),
     "pb2": Kind(st.Pb2, {"interval": st.interval, "quantile": st.fraction(True, 0.5), "mutate": st.mutate_list},
                 "pb2.PB2", _pb2, lambda s, e: f"PB2: PBT whose mutations a GP bandit picks, every {s.interval} epochs",
-                searcher=False, stops_early=False, exploits=True, pauses=True,
+                searcher=False, stops_early=False, exploits=True, pauses=True, uncapped=True,
                 defaults=lambda ctx: {"mutate": st.mutable_params(ctx, numeric=True)}, name="PB2"),
     "fifo": Kind(st.Fifo, {}, "FIFOScheduler", lambda s, ctx: {},
                  lambda s, e: "no early stopping: every trial trains every epoch", stops_early=False,
