@@ -68,12 +68,12 @@ class Arm:
     what: str = ""  # one line for the table's legend
 
 
-# What "tool, best" adds to the tool's defaults: the scheduler and final-model options the open issues measure
-# best (trial-scheduler table, final-model ensemble). Decided there; until then empty, and the arm is skipped
-# (it would only repeat "tool, default"). Or per run: --arm-set tool_best:KEY=VALUE. Candidates, for example:
-#   {"retrain.seeds": [0, 1]}                 a 2-seed ensemble (BENCHMARKS.md, "Accuracy levers")
-#   {"trial_scheduler.type": "hyperband"}     once the scheduler table is merged
-TOOL_BEST: dict = {}
+# What "tool, best" adds to the tool's defaults: the options measured best on the proxies (BENCHMARKS.md). Trial
+# scheduler: ASHA with 3 brackets ("Trial schedulers": the best mean validation and corrupted-test accuracy, within
+# the seeds' spread of one bracket, for more epochs). Final model: the seed ensemble ("Final model") is already
+# part1.yaml's default (the small presets retrain one model for every arm: Preset.retrain_models). Or per run:
+# --arm-set tool_best:KEY=VALUE.
+TOOL_BEST: dict = {"trial_scheduler.brackets": 3}
 
 # No early stopping: the trial-scheduler table's fifo (every trial trains every epoch). Before that table the same
 # was ASHA with its grace period at the last epoch, {"fixed.epochs": E, "asha.grace_period": E} (one rung at max_t).
@@ -105,6 +105,10 @@ class Preset:
     model: str | None = None  # every arm trains this model (the part file's model choices restricted to it)
     trial_epochs: int | None = None  # fixed.epochs of a sweep trial; settings counted in epochs scale with it
     retrain_epochs: int | None = None
+    # Models the final retrain makes (None: the part file's seeds). The small presets retrain one: part1.yaml's 3-seed
+    # ensemble would take 30 of the CPU run's 40 epochs and leave every sweep 2 trials (its gain at equal trials is in
+    # BENCHMARKS.md, "Final model").
+    retrain_models: int | None = None
     budget: int | None = None  # epochs per arm; None: the tool default's expected epochs, as shipped
     subset: int = 0  # training images (stratified; 0 = all 50,000: 45,000 train + 5,000 validation)
     ood_images: int = 0  # test images per severity in the corrupted test set (0 = all 10,000)
@@ -118,10 +122,12 @@ class Preset:
 CPU = dict(sets={"resources.cpu": 1, "resources.gpu": 0, "trials.max_concurrent": 2}, alone_cpus=2, cpus=2)
 PRESETS: dict[str, Preset] = {
     # The 3-hour benchmark on this 2-core CPU (sizing: bench/scoreboard.py's docstring).
-    "cpu": Preset(model="small_cnn", trial_epochs=6, retrain_epochs=10, budget=40, min_alone_acc=0.10, **CPU,
+    "cpu": Preset(model="small_cnn", trial_epochs=6, retrain_epochs=10, retrain_models=1, budget=40, min_alone_acc=0.10,
+                  **CPU,
                   what="part 1 on the whole of CIFAR-100, small_cnn, 40 epochs per arm, 3 seeds"),
     # What make test runs: two arms, one seed, a few hundred images.
     "tiny": Preset(seeds=(0,), arms=("alone", "tool_default"), model="small_cnn", trial_epochs=2, retrain_epochs=1,
+                   retrain_models=1,
                    budget=4, subset=400, ood_images=100,  # 100: every CIFAR class once per block
                    sets={**CPU["sets"], "ood_val.images": 20, "ood_val.severities": [3]}, alone_cpus=1, cpus=2,
                    what="2 arms, 1 seed, 400 training images, 4 epochs per arm"),
@@ -130,7 +136,7 @@ PRESETS: dict[str, Preset] = {
     "gpu": Preset(parts=(1, 2, 3), what="parts 1-3, part files as shipped (full epochs), 3 seeds"),
     # bench/gpu_check.py's step f: part 1's arms, 1 seed, sized to a few GPU-minutes.
     "gpu-check": Preset(seeds=(0,), arms=("alone", "tool_default", "for_loop", "alone_tuned", "tool_best"),
-                        trial_epochs=2, retrain_epochs=4, budget=8, ood_images=500,
+                        trial_epochs=2, retrain_epochs=4, retrain_models=1, budget=8, ood_images=500,
                         what="part 1, 1 seed, 8 epochs per arm, a 500-image corrupted test set"),
 }
 
@@ -177,6 +183,8 @@ def scale_overrides(spec, preset: Preset) -> dict:
                                            "high": high}
     if preset.retrain_epochs:
         out["retrain.epochs"] = preset.retrain_epochs
+    if preset.retrain_models:
+        out["retrain.seeds"] = list(range(preset.retrain_models))
     if preset.model:
         if "model" in spec.param_names:
             out["params.model"] = {"type": "choice", "values": [preset.model]}
