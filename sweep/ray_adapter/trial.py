@@ -81,6 +81,12 @@ def run(config: dict, data=None, extra_val=None, checkpoint_every: int = 1, reco
         profile("report", epoch=metrics.get("epoch"), save_s=t1 - t0, report_s=time.time() - t1,
                 epoch_s=metrics.get("epoch_time_s"))
 
+    if start.exploited_from and start.state and not start.replay and start.state["epoch"] >= cfg.epochs:
+        # PBT gave it a donor's last epoch (the donor was ahead): nothing is left to train, so that epoch is reported
+        # as this trial's, with the exploit, or history.csv would show neither. Saved under this trial's config (what
+        # training on would have done first), so that a restart from it is a plain resume, not a mismatch.
+        start.state = {**start.state, "config": cfg.to_dict()}
+        start.replay = [start.state["history"][-1]]
     try:
         if start.replay:  # epochs Tune had not recorded: reported from the saved state, not trained again
             for metrics in start.replay[:-1]:
