@@ -298,7 +298,7 @@ def run_concurrency(args) -> dict:
 
 def _ended(row: dict) -> float:
     """When the epoch ended (unix s): `ended_at`; folders written before it have Ray's `timestamp`."""
-    return float(row.get("ended_at") or row["timestamp"])
+    return float(row.get("ended_at") or row.get("timestamp") or "nan")
 
 
 def _epoch(row: dict) -> int:
@@ -312,6 +312,13 @@ def epochs_in_order(folder: str) -> list[tuple[float, str, int, float]]:
         for r in csv.DictReader(f):
             acc = float(r["val_acc"]) if r.get("val_acc") not in (None, "") else float("nan")
             rows.append((_ended(r), r["trial_id"], _epoch(r), acc))
+    # A row filled in from a checkpoint in sweeps before the adapter kept every epoch's additions has no time: it
+    # ended before the trial's next epoch with one.
+    for i, (t, trial, epoch, acc) in enumerate(rows):
+        if t != t:
+            later = [u for u, tr, e, _ in rows if tr == trial and e > epoch and u == u]
+            rows[i] = (min(later) - 1e-3 * (1 + max(e for _, tr, e, _ in rows if tr == trial) - epoch)
+                       if later else float("inf"), trial, epoch, acc)
     # (Ray's timestamp, in folders from before `ended_at`, is whole seconds: within one, earlier epochs first.)
     return sorted(rows, key=lambda r: (r[0], r[2]))
 

@@ -55,6 +55,8 @@ def run(config: dict, data=None, extra_val=None, checkpoint_every: int = 1, reco
     note = {"exploited_from": start.exploited_from, "exploited_at": start.state["epoch"]} \
         if start.exploited_from and start.state else {}
 
+    added: dict[int, dict] = {}
+
     def report(metrics: dict, state: dict) -> None:
         # Peak memory of this trial's process (Linux: KiB), so trials.csv shows what each one needs.
         metrics = {**metrics, **{f"hp_{k}": getattr(cfg, k) for k in record}, **note,
@@ -67,7 +69,8 @@ def run(config: dict, data=None, extra_val=None, checkpoint_every: int = 1, reco
         else:
             tag = dur.new_lineage(parent[0], trial_id, epoch)
             if state.get("history"):  # what the sweep adds to an epoch is saved with it: a replay reports it whole
-                state = {**state, "history": [*state["history"][:-1], {**state["history"][-1], **metrics}]}
+                added[epoch] = metrics  # (every epoch of this run: the engine's history holds its own rows only)
+                state = {**state, "history": [{**h, **added.get(int(h.get("epoch", 0)), {})} for h in state["history"]]}
             with tempfile.TemporaryDirectory() as d:
                 torch.save(state, os.path.join(d, dur.CKPT_FILE))
                 with open(os.path.join(d, dur.LINEAGE_FILE), "w") as f:
