@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .trial_schedulers import name_of
 from .trial_schedulers.simulate import Expected, expected
 
 
@@ -126,7 +127,7 @@ def searcher_line(spec) -> str:
     told = "; with several trials at a time it is told about the running ones (constant liar)" \
         if s.type == "tpe" and spec.trials.max_concurrent > 1 else ""
     if kind.uncapped:
-        told += (f". {kind.name or spec.trial_scheduler.type} pauses trials at each level until the others get there, "
+        told += (f". {name_of(spec.trial_scheduler.type)} pauses trials at each level until the others get there, "
                  f"so every trial starts as soon as there is room" + uncapped)
     return f"Optuna's {s.type} sampler chooses each trial's config (seed {s.seed}){told}"
 

@@ -21,7 +21,7 @@ import sys
 import pytest
 
 from sweep.cli import EXIT_RESUME
-from sweep.trial_schedulers import SCHEDULERS
+from sweep.trial_schedulers import SCHEDULERS, name_of
 from sweep_util import ROOT, read_csv, run_until
 
 N_TRIALS = 4
@@ -121,8 +121,6 @@ def test_no_epoch_saved_before_a_stop_is_trained_again(durable):
 
 
 def test_the_report_says_what_the_scheduler_did(durable):
-    from sweep.report.scheduler import name_of
-
     report = (durable["folder"] / "report.md").read_text()
     assert f"## What {name_of(durable['kind'])} did" in report
     kind = SCHEDULERS[durable["kind"]]

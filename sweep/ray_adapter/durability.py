@@ -197,6 +197,11 @@ def stand_in_for_deleted_checkpoints(exp_path: str) -> None:
         write_file(fs, os.path.join(trial.path, before, CKPT_FILE), buf.getvalue())
 
 
+def trial_folder(trial_id: str) -> str:
+    """The name of a trial's folder in the experiment (Tune's trial_dirname_creator: sweep/ray_adapter/tuner.py)."""
+    return f"trial_{trial_id}"
+
+
 def drop_weights(checkpoints, keep: set[str]) -> None:
     """After the sweep: every trial's saved training state but `keep`'s goes (its metrics stay in the results files);
     `checkpoints`: (trial id, last checkpoint path or None). Under PBT a trial's last checkpoint can be the one it was
@@ -208,7 +213,7 @@ def drop_weights(checkpoints, keep: set[str]) -> None:
     for trial_id, path in checkpoints:
         if trial_id in keep:
             continue
-        fs, own = fs_of(os.path.join(os.path.dirname(os.path.dirname(path)), f"trial_{trial_id}"))
+        fs, own = fs_of(os.path.join(os.path.dirname(os.path.dirname(path)), trial_folder(trial_id)))
         for info in fs.get_file_info(FileSelector(own, allow_not_found=True)):
             if info.type == FileType.Directory and info.base_name.startswith("checkpoint_") \
                     and not any(p.endswith(info.path.rstrip("/")) for p in named):

@@ -136,4 +136,4 @@ def initial_population(spec, warm) -> list[dict]:
 
 
 def _short_name(trial) -> str:
-    return f"trial_{trial.trial_id}"
+    return dur.trial_folder(trial.trial_id)

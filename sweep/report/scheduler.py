@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..trial_schedulers import SCHEDULERS, asha_rungs
+from ..trial_schedulers import SCHEDULERS, asha_rungs, name_of
 from .folder import Sweep, num
 from .sections import table
-
-
-def name_of(kind: str) -> str:
-    row = SCHEDULERS.get(kind)
-    return (row.name if row else "") or kind
 
 
 @dataclass

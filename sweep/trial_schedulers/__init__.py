@@ -101,6 +101,14 @@ SCHEDULERS: dict[str, Kind] = {
                  lambda s, e: "no early stopping: every trial trains every epoch", stops_early=False,
                  name="the FIFO scheduler"),
 }
+
+
+def name_of(kind: str) -> str:
+    """What the plan and the report call a row ("What ASHA did"): its `name`, else its key."""
+    row = SCHEDULERS.get(kind)
+    return (row.name if row else "") or kind
+
+
 NEEDS = {"pb2": ("GPy",)}  # packages a row's Ray class imports only when built: checked at load
 
 
