@@ -84,6 +84,7 @@ def run_once(case: str, data: str, status_every: float, extra: list[str], keep: 
     trained = sum(1 for _ in csv.DictReader(open(os.path.join(folder, "history.csv")))) if folder and \
         os.path.exists(os.path.join(folder, "history.csv")) else None
     if keep:
+        os.makedirs(keep, exist_ok=True)
         with open(os.path.join(keep, f"{case}-{int(time.time())}.txt"), "w") as f:
             f.write("\n".join(f"{t - lines[0][0]:8.2f} {line}" for t, line in lines) + "\n---stderr---\n" + err)
     shutil.rmtree(results, ignore_errors=True)
