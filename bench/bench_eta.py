@@ -84,7 +84,6 @@ def run_once(case: str, data: str, status_every: float, extra: list[str], keep: 
     trained = sum(1 for _ in csv.DictReader(open(os.path.join(folder, "history.csv")))) if folder and \
         os.path.exists(os.path.join(folder, "history.csv")) else None
     if keep:
-        os.makedirs(keep, exist_ok=True)
         with open(os.path.join(keep, f"{case}-{int(time.time())}.txt"), "w") as f:
             f.write("\n".join(f"{t - lines[0][0]:8.2f} {line}" for t, line in lines) + "\n---stderr---\n" + err)
     shutil.rmtree(results, ignore_errors=True)
@@ -248,6 +247,11 @@ def main() -> int:
         return child(args.status_every, args.rest)
     if args.replay:
         return replay(args.replay)
+    if args.keep_console:  # made before the first run: a path that cannot be a folder fails now, not 20 minutes in
+        try:
+            os.makedirs(args.keep_console, exist_ok=True)
+        except OSError as e:
+            ap.error(f"--keep-console {args.keep_console}: {e.strerror}; allowed: a folder that can be created")
     record = {"runs": {}}
     if os.path.exists(args.out):
         import json
