@@ -53,6 +53,12 @@ def retrain_config(config: dict, retrain, seed: int, epochs: int | None = None) 
     overrides["warmup_epochs"] = min(config.get("warmup_epochs", 0), n - 1)
     overrides["freeze_epochs"] = min(config.get("freeze_epochs", 0), n)
     overrides["swa_epochs"] = min(config.get("swa_epochs", 0), n - 1)
+    # Cosine and one-cycle stretch with the run by themselves; StepLR counts its step in epochs, so a retrain longer
+    # than the trial would decay more often (a step-2 winner retrained 10 epochs ended at lr x1e-4 by epoch 8, its
+    # accuracy flat from epoch 5: BENCHMARKS.md, "Scoreboard"). Scale the step so it decays as often as the trial did.
+    trial_epochs = config.get("epochs", TrainConfig.epochs)
+    if config.get("scheduler") == "step" and n != trial_epochs:
+        overrides["step_size"] = max(1, round(config.get("step_size", TrainConfig.step_size) * n / trial_epochs))
     return TrainConfig.from_dict(config, **overrides)
 
 

@@ -19,6 +19,16 @@ def test_retrain_config_fits_the_schedule(epochs, on_val, warmup, freeze, val):
         (epochs, warmup, freeze, val, 7)
 
 
+@pytest.mark.parametrize("trial_epochs,step,retrain_epochs,want", [(6, 2, 10, 3), (30, 10, 50, 17), (30, 10, 30, 10),
+                                                                     (10, 3, 2, 1), (4, 1, 40, 10)])
+def test_a_step_schedule_decays_as_often_in_the_retrain_as_in_the_trial(trial_epochs, step, retrain_epochs, want):
+    """StepLR's step is in epochs: a longer (or shorter) retrain scales it, so the lr ends where the trial's did."""
+    config = dict(BEST, scheduler="step", epochs=trial_epochs, step_size=step)
+    cfg = retrain_config(config, Retrain(epochs=retrain_epochs), seed=0)
+    assert (cfg.epochs, cfg.step_size) == (retrain_epochs, want)
+    assert cfg.epochs // cfg.step_size in {trial_epochs // step - 1, trial_epochs // step, trial_epochs // step + 1}
+
+
 def test_the_retrain_uses_the_machine_it_has():
     """The trials' threads: 1 (two trials on two cores) is not the retrain's: it runs alone. An explicit
     retrain.threads (--set retrain.threads=1) still wins."""
