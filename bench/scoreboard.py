@@ -413,7 +413,7 @@ def write_outputs(args, preset, jobs, argv, load0) -> dict:
     planned = {(str(j.part), j.arm): j.planned_epochs for j in jobs}
     md = scores_mod.markdown(runs, arms, labels, whats, planned)
     report = {
-        "command": "python bench/scoreboard.py " + shlex.join(argv), "preset": args.preset,
+        "command": shlex.join(["python", "bench/scoreboard.py", *argv]), "preset": args.preset,
         "settings": arms_mod.describe(preset), "arm_sets": args.extra, "tool_best": arms_mod.TOOL_BEST,
         "commit": atomic.git_commit(ROOT), "data": args.data,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
