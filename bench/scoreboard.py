@@ -132,6 +132,10 @@ def resolve(args) -> arms_mod.Preset:
     import dataclasses
 
     preset = PRESETS[args.preset]
+    for flag, value, low in (("--budget", args.budget, 1), ("--trial-epochs", args.trial_epochs, 1),
+                             ("--retrain-epochs", args.retrain_epochs, 1), ("--ood-images", args.ood_images, 0)):
+        if value is not None and value < low:
+            raise UserError(f"{flag} {value}: allowed: a whole number >= {low}")
     changes = {k: v for k, v in dict(arms=args.arms and tuple(args.arms), seeds=args.seeds and tuple(args.seeds),
                                      parts=args.parts and tuple(args.parts), budget=args.budget,
                                      trial_epochs=args.trial_epochs, retrain_epochs=args.retrain_epochs,
@@ -450,6 +454,8 @@ def main(argv=None) -> int:
     if args.plan:
         for job in jobs:
             space = os.path.join(args.out, "spaces", f"{run_id(job)}.yaml")
+            if os.path.exists(os.path.join(args.out, "runs", f"{run_id(job)}.json")):
+                space = space[:-len(".yaml")] + ".plan.yaml"  # the recorded run's own space is its artefact: kept
             write_space(job, space)
             print(f"{run_id(job)}: {job.trials} trial(s), {job.planned_epochs:.0f} epochs planned\n  "
                   f"{shown(command(job, preset, args, ood_dir, space, False))}")

@@ -79,6 +79,25 @@ def test_a_rerun_skips_what_finished(tiny):
     assert {p.name: p.stat().st_mtime for p in (out / "runs").iterdir()} == before
 
 
+def test_a_plan_keeps_the_spaces_of_recorded_runs(tiny):
+    """--plan with other settings beside finished runs writes its spaces beside theirs, never over them."""
+    _, out, data = tiny
+    before = {p.name: p.read_text() for p in (out / "spaces").iterdir()}
+    proc = scoreboard("--preset", "tiny", "--plan", "--budget", "6", "--data", data, "--out", str(out), timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert {n: (out / "spaces" / n).read_text() for n in before} == before
+    assert ".plan.yaml" in proc.stdout and all((out / "spaces" / (n[:-5] + ".plan.yaml")).exists() for n in before)
+
+
+@pytest.mark.parametrize("flag,value", [("--budget", "0"), ("--trial-epochs", "-1"), ("--retrain-epochs", "0"),
+                                        ("--ood-images", "-5")])
+def test_a_bad_number_is_one_line_exit_2(flag, value, tmp_path, synth_npz):
+    proc = scoreboard("--plan", flag, value, "--data", synth_npz, "--out", str(tmp_path), timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == f"error: {flag} {value}: allowed: a whole number >= {1 if value != '-5' else 0}"
+    assert not (tmp_path / "spaces").exists()
+
+
 @pytest.mark.parametrize("preset", ["cpu", "gpu", "gpu-check"])
 def test_every_preset_plans_equal_budgets_the_loader_accepts(preset, tmp_path, synth_npz):
     """--plan writes every generated space and prints every command; no arm is given more epochs than another
